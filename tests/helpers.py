@@ -1,0 +1,44 @@
+"""One comparison helper for all tests, and small builders they share."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+import numpy
+
+from tinyrnn import backend
+
+DATA = pathlib.Path(__file__).parent / "data"
+
+
+def assert_close(mine, reference, atol=1e-12, rtol=0.0, name="array"):
+    """Compare shape, then values; on failure say where, mine vs reference."""
+    mine, reference = numpy.asarray(backend.to_numpy(mine)), numpy.asarray(backend.to_numpy(reference))
+    assert mine.shape == reference.shape, (
+        f"{name}: shape {mine.shape} (mine) vs {reference.shape} (reference)"
+    )
+    err = numpy.abs(mine.astype(numpy.float64) - reference.astype(numpy.float64))
+    bound = atol + rtol * numpy.abs(reference)
+    if err.size and not (err <= bound).all():
+        i = numpy.unravel_index(int(numpy.argmax(err - bound)), err.shape)
+        raise AssertionError(
+            f"{name}: worst entry {list(i)}: mine {mine[i]!r} vs reference {reference[i]!r} "
+            f"(|diff| {err[i]:.3e} > {bound[i]:.3e}); max |diff| {err.max():.3e}"
+        )
+
+
+def randomize_params(layer, seed=0, scale=0.5):
+    """Random values for every parameter (biases and gains too), so no default hides a bug."""
+    rng = numpy.random.default_rng(seed)
+    for value in layer.params.values():
+        value[...] = backend.xp.asarray(rng.normal(scale=scale, size=value.shape))
+
+
+def keras_cases():
+    """The Keras 3 reference cases in tests/data: (case dict, arrays dict)."""
+    index = json.loads((DATA / "keras_layers.json").read_text())
+    arrays = numpy.load(DATA / "keras_layers.npz")
+    for case in index["cases"]:
+        k = case["key"]
+        yield case, {name.split("/", 1)[1]: arrays[name] for name in arrays.files if name.startswith(k + "/")}

@@ -1,0 +1,116 @@
+"""The array-module shim: which array library the engine computes with.
+
+Every layer asks this module for its array module (``backend.xp``) instead of
+importing NumPy or CuPy itself, so the same code runs on the CPU (NumPy, the
+default and the reference) and on an NVIDIA GPU (CuPy).
+
+Switch with ``tinyrnn.set_backend("cupy")`` or the environment variable
+``TINYRNN_BACKEND=cupy`` (read at import time).
+
+The float dtype used to build parameters and convert inputs is ``floatx()``:
+float32 for training (the default), float64 for gradient checks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+import numpy
+
+xp = numpy
+"""The current array module (``numpy`` or ``cupy``). Read it as ``backend.xp``."""
+
+_name = "numpy"
+_floatx = numpy.dtype("float32")
+
+_CUPY_HINT = (
+    "Install CuPy for your CUDA version, e.g. `pip install tinyrnn[gpu]` "
+    "(cupy-cuda12x) or `pip install cupy-cuda13x`, or use set_backend('numpy')."
+)
+
+
+def get_backend() -> str:
+    """Name of the current backend: ``"numpy"`` or ``"cupy"``."""
+    return _name
+
+
+def set_backend(name: str) -> None:
+    """Select the array library: ``"numpy"`` (CPU) or ``"cupy"`` (GPU).
+
+    Raises ``ValueError`` for an unknown name and ``RuntimeError`` naming the
+    fix when CuPy is not installed or no GPU can be used. Layers built on one
+    backend keep their arrays there: build models after choosing the backend.
+    """
+    global xp, _name
+    if not isinstance(name, str) or name.lower() not in ("numpy", "cupy"):
+        raise ValueError(f"unknown backend {name!r}: expected 'numpy' or 'cupy'")
+    name = name.lower()
+    if name == "numpy":
+        xp, _name = numpy, "numpy"
+        return
+    xp, _name = _import_cupy(), "cupy"
+
+
+def _import_cupy():
+    try:
+        import cupy
+    except ImportError as err:
+        raise RuntimeError(f"the 'cupy' backend needs CuPy, which is not installed. {_CUPY_HINT}") from err
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as err:  # CUDA driver missing or broken
+        raise RuntimeError(
+            f"CuPy is installed but no usable NVIDIA GPU was found ({err}). "
+            "Check the driver with `nvidia-smi`, or use set_backend('numpy')."
+        ) from err
+    if count == 0:
+        raise RuntimeError("CuPy is installed but no NVIDIA GPU was found; use set_backend('numpy').")
+    return cupy
+
+
+def floatx() -> numpy.dtype:
+    """The float dtype parameters are built in and inputs are converted to."""
+    return _floatx
+
+
+def set_floatx(dtype) -> None:
+    """Set the default float dtype: ``"float32"`` (training) or ``"float64"`` (checks)."""
+    global _floatx
+    dtype = numpy.dtype(dtype)
+    if dtype not in (numpy.float32, numpy.float64):
+        raise ValueError(f"floatx must be float32 or float64, got {dtype}")
+    _floatx = dtype
+
+
+@contextlib.contextmanager
+def float_precision(dtype):
+    """Context manager: ``with float_precision("float64"): ...`` then restore."""
+    previous = _floatx
+    set_floatx(dtype)
+    try:
+        yield
+    finally:
+        set_floatx(previous)
+
+
+def asarray(a, dtype=None):
+    """``a`` as an array of the current backend (default dtype: ``floatx()``)."""
+    return xp.asarray(a, dtype=_floatx if dtype is None else dtype)
+
+
+def to_numpy(a) -> numpy.ndarray:
+    """A NumPy copy (or view) of ``a``, wherever it lives."""
+    if isinstance(a, numpy.ndarray):
+        return a
+    get = getattr(a, "get", None)  # cupy.ndarray.get() copies to the host
+    return get() if callable(get) else numpy.asarray(a)
+
+
+def is_array(a) -> bool:
+    """True for a NumPy array or an array of the current backend."""
+    return isinstance(a, (numpy.ndarray, xp.ndarray))
+
+
+if os.environ.get("TINYRNN_BACKEND"):
+    set_backend(os.environ["TINYRNN_BACKEND"])

@@ -1,0 +1,212 @@
+"""Core layers: Dense, Flatten, TimeDistributed, Dropout, RepeatVector, InputLayer."""
+
+from __future__ import annotations
+
+import numpy
+
+from tinyrnn import activations, backend, initializers, seeding
+from tinyrnn.layers.base import Layer
+
+
+class InputLayer(Layer):
+    """Declares the input shape of a ``Sequential`` model; passes x through."""
+
+    def __init__(self, input_shape=None, name=None, shape=None):
+        super().__init__(input_shape=input_shape if input_shape is not None else shape, name=name)
+        if self.input_shape is None:
+            raise ValueError("InputLayer needs input_shape=, e.g. InputLayer(input_shape=[None, 1])")
+        self.built = True
+
+    def forward(self, x, training=False):
+        return x
+
+    def backward(self, dy):
+        return dy
+
+    def get_config(self):
+        return {**super().get_config(), "input_shape": list(self.input_shape[1:])}
+
+
+class Dense(Layer):
+    """Fully connected layer on the last axis: ``y = f(x W + b)``.
+
+    Shapes: x (..., D) -> y (..., H); W (D, H), b (H,). Like Keras, any leading
+    axes are kept, so on (B, T, D) it acts at every time step.
+
+    Backward, with dz = dy * f'(z) read from the cached y:
+    dW = sum over all leading axes of x^T dz;  db = sum of dz;  dx = dz W^T.
+    """
+
+    weight_names = ("kernel", "bias")
+
+    def __init__(self, units, activation=None, use_bias=True, **kwargs):
+        super().__init__(**kwargs)
+        self.units = _positive_int(units, "units")
+        self.activation = activations.get(activation)
+        self.use_bias = use_bias
+
+    def build(self, input_shape):
+        self.add_param("kernel", initializers.glorot_uniform((input_shape[-1], self.units)))
+        if self.use_bias:
+            self.add_param("bias", initializers.zeros((self.units,)))
+        super().build(input_shape)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.units)
+
+    def forward(self, x, training=False):
+        z = x @ self.params["kernel"]
+        if self.use_bias:
+            z += self.params["bias"]
+        y = self.activation.forward(z)
+        self._remember((x, y))
+        return y
+
+    def backward(self, dy):
+        x, y = self._recall()
+        dz = self.activation.backward(y, dy)                  # (..., H)
+        dz2 = dz.reshape(-1, self.units)                      # (N, H), N = product of leading axes
+        self.grads["kernel"] += x.reshape(-1, x.shape[-1]).T @ dz2   # (D, H)
+        if self.use_bias:
+            self.grads["bias"] += dz2.sum(axis=0)             # (H,)
+        return dz @ self.params["kernel"].T                  # (..., D)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units,
+                "activation": self.activation.name, "use_bias": self.use_bias}
+
+
+class Flatten(Layer):
+    """(B, d1, d2, ...) -> (B, d1 * d2 * ...); backward reshapes back."""
+
+    def compute_output_shape(self, input_shape):
+        rest = input_shape[1:]
+        size = None if any(d is None for d in rest) else int(numpy.prod(rest))
+        return (input_shape[0], size)
+
+    def forward(self, x, training=False):
+        self._remember(x.shape)
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dy):
+        return dy.reshape(self._recall())
+
+
+class TimeDistributed(Layer):
+    """Apply ``layer`` to every time step: (B, T, ...) -> (B*T, ...) -> layer -> (B, T, ...).
+
+    The wrapped layer's parameters are shared by all time steps, so its
+    gradients sum over B and T.
+    """
+
+    def __init__(self, layer, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(layer, Layer):
+            raise TypeError(f"TimeDistributed wraps a Layer, got {type(layer).__name__}")
+        self.layer = layer
+        self.params, self.grads, self.state = layer.params, layer.grads, layer.state
+        self.weight_names = layer.weight_names
+
+    def build(self, input_shape):
+        if len(input_shape) < 3:
+            raise ValueError(
+                f"{self.name}: TimeDistributed expects inputs (B, T, ...), got shape {tuple(input_shape)}"
+            )
+        self.layer.build((None, *input_shape[2:]))
+        super().build(input_shape)
+
+    def compute_output_shape(self, input_shape):
+        inner = self.layer.compute_output_shape((None, *input_shape[2:]))
+        return (*input_shape[:2], *inner[1:])
+
+    def forward(self, x, training=False):
+        B, T = x.shape[:2]
+        y = self.layer.forward(x.reshape(B * T, *x.shape[2:]), training=training)
+        self._remember((B, T))
+        return y.reshape(B, T, *y.shape[1:])
+
+    def backward(self, dy):
+        B, T = self._recall()
+        dx = self.layer.backward(dy.reshape(B * T, *dy.shape[2:]))
+        return dx.reshape(B, T, *dx.shape[1:])
+
+    def sublayers(self):
+        return [self.layer]
+
+    def get_config(self):
+        from tinyrnn.layers import serialize  # local import: serialize knows every layer
+
+        return {**super().get_config(), "layer": serialize(self.layer)}
+
+
+class Dropout(Layer):
+    """Inverted dropout: in training, zero each input with probability ``rate``
+    and scale the rest by 1 / (1 - rate); identity in inference.
+
+    y = x * m, with m = bernoulli(1 - rate) / (1 - rate);  dx = dy * m.
+    Masks come from tinyrnn's seeded generator.
+    """
+
+    def __init__(self, rate, **kwargs):
+        super().__init__(**kwargs)
+        self.rate = _rate(rate)
+
+    def forward(self, x, training=False):
+        if not training or self.rate == 0.0:
+            self._remember(())  # identity: backward passes dy through
+            return x
+        mask = dropout_mask(x.shape, self.rate, x.dtype)
+        self._remember((mask,))
+        return x * mask
+
+    def backward(self, dy):
+        cache = self._recall()
+        return dy * cache[0] if cache else dy
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate}
+
+
+class RepeatVector(Layer):
+    """Vector to sequence: (B, D) -> (B, n, D), the same vector at each of n steps.
+
+    Backward sums the gradient over the n copies: dx = sum_t dy[:, t].
+    """
+
+    def __init__(self, n, **kwargs):
+        super().__init__(**kwargs)
+        self.n = _positive_int(n, "n")
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.n, *input_shape[1:])
+
+    def forward(self, x, training=False):
+        if x.ndim != 2:
+            raise ValueError(f"{self.name}: RepeatVector expects inputs (B, D), got shape {x.shape}")
+        self._remember(True)
+        return backend.xp.repeat(x[:, None], self.n, axis=1)
+
+    def backward(self, dy):
+        self._recall()
+        return dy.sum(axis=1)
+
+    def get_config(self):
+        return {**super().get_config(), "n": self.n}
+
+
+def dropout_mask(shape, rate, dtype):
+    """An inverted-dropout mask: 0 with probability ``rate``, else 1 / (1 - rate)."""
+    keep = seeding.get_rng().random(shape) >= rate
+    return backend.xp.asarray(keep / (1.0 - rate), dtype=dtype)
+
+
+def _rate(rate) -> float:
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= rate < 1.0:
+        raise ValueError(f"dropout rate must be a number in [0, 1), got {rate!r}")
+    return float(rate)
+
+
+def _positive_int(value, what):
+    if isinstance(value, bool) or not isinstance(value, (int, numpy.integer)) or value <= 0:
+        raise ValueError(f"{what} must be a positive integer, got {value!r}")
+    return int(value)
