@@ -11,6 +11,9 @@ tanh       tanh(z)                1 - a^2
 sigmoid    1 / (1 + exp(-z))      a (1 - a)
 relu       max(z, 0)              1 if a > 0 else 0
 =========  =====================  ==========================
+
+``forward(z, out=None)`` may write into a preallocated array (the recurrent
+layers keep one buffer per time step); ``derivative(a)`` is f' from the output.
 """
 
 from __future__ import annotations
@@ -19,58 +22,77 @@ from tinyrnn import backend
 
 
 class Activation:
-    """An activation ``f`` with ``forward(z) -> a`` and ``backward(a, da) -> dz``."""
+    """An activation ``f``: ``forward(z) -> a``, ``derivative(a) -> f'(z)``,
+    ``backward(a, da) -> dz = da * f'(z)``."""
 
     name = "linear"
 
-    def forward(self, z):
-        return z
+    def forward(self, z, out=None):
+        if out is None:
+            return z
+        out[...] = z
+        return out
+
+    def derivative(self, a):
+        return backend.xp.ones_like(a)
 
     def backward(self, a, da):
         """dL/dz = dL/da * f'(z), with f'(z) read from the output ``a``."""
-        return da
+        return da * self.derivative(a)
 
     def __repr__(self):
         return self.name
 
 
+class Linear(Activation):
+    def backward(self, a, da):
+        return da  # f'(z) = 1
+
+
 class Tanh(Activation):
     name = "tanh"
 
-    def forward(self, z):
-        return backend.xp.tanh(z)
+    def forward(self, z, out=None):
+        return backend.xp.tanh(z, out=out)
 
-    def backward(self, a, da):
-        return da * (1.0 - a * a)  # d tanh(z)/dz = 1 - tanh(z)^2
+    def derivative(self, a):
+        return 1.0 - a * a  # d tanh(z)/dz = 1 - tanh(z)^2
 
 
 class Sigmoid(Activation):
     name = "sigmoid"
 
-    def forward(self, z):
-        return sigmoid(z)
+    def forward(self, z, out=None):
+        return sigmoid(z, out=out)
 
-    def backward(self, a, da):
-        return da * a * (1.0 - a)  # d s(z)/dz = s(z) (1 - s(z))
+    def derivative(self, a):
+        return a * (1.0 - a)  # d s(z)/dz = s(z) (1 - s(z))
 
 
 class ReLU(Activation):
     name = "relu"
 
-    def forward(self, z):
-        return backend.xp.maximum(z, 0)
+    def forward(self, z, out=None):
+        return backend.xp.maximum(z, 0, out=out)
+
+    def derivative(self, a):
+        return (a > 0).astype(a.dtype)  # 1 where the unit was active, 0 elsewhere
 
     def backward(self, a, da):
-        return da * (a > 0)  # 1 where the unit was active, 0 elsewhere
+        return da * (a > 0)
 
 
-def sigmoid(z):
-    """The logistic function, computed as 0.5 (1 + tanh(z / 2)): stable for any z."""
+def sigmoid(z, out=None):
+    """The logistic function as 0.5 + 0.5 tanh(z / 2): no overflow for any z."""
     xp = backend.xp
-    return 0.5 + 0.5 * xp.tanh(0.5 * z)
+    out = xp.multiply(z, 0.5, out=out)
+    xp.tanh(out, out=out)
+    out *= 0.5
+    out += 0.5
+    return out
 
 
-ACTIVATIONS = {"linear": Activation, None: Activation, "tanh": Tanh, "sigmoid": Sigmoid, "relu": ReLU}
+ACTIVATIONS = {"linear": Linear, None: Linear, "tanh": Tanh, "sigmoid": Sigmoid, "relu": ReLU}
 
 
 def get(activation) -> Activation:

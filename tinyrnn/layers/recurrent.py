@@ -3,24 +3,44 @@
 A cell owns the math of one time step, forward and backward side by side.
 The ``RNN`` wrapper owns the unrolling, in four phases:
 
-1. project the inputs of all time steps at once: XW = X W + b, one matrix
-   product over B*T (``cell.project_inputs``);
+1. project the inputs of all time steps at once: XW = W^T X + b, one matrix
+   product over all T*B columns (``cell.project_inputs``);
 2. the forward recurrence, one ``cell.step_forward`` per time step;
-3. BPTT, one ``cell.step_backward`` per step in reverse, each giving the
-   gradient of that step's pre-activations dz_t;
+3. BPTT, one ``cell.step_backward`` per step in reverse, each writing the
+   gradient of that step's pre-activations into ``tape.dZ[t]``;
 4. the weight and input gradients of all steps at once, from the stacked
-   dZ (``cell.accumulate_grads``, ``cell.input_grad``).
+   dZ (``cell.accumulate_grads``, ``cell.input_grad``): each is one sum over
+   time and batch of outer products, i.e. one matrix product.
 
-Shapes: B batch, T time, D input features, H units, G = gates * H columns of
-the kernels. Inside the wrapper arrays are time-major: X (T, B, D), XW (T, B, G).
+Layout. The layer takes (B, T, D) and returns (B, T, H) as Keras does. Inside
+the recurrence arrays are time-major and *feature-major*, as in the textbook
+equations written with column vectors: x_t is (D, B) and h_t is (H, B), one
+column per sequence, and
 
-Writing your own cell: subclass ``RNNCell``, set ``gates`` (and ``state_size``
-for more than one state), and write ``step_forward`` / ``step_backward`` (see
-their docstrings for the contract). ``RNN(YourCell(units))`` then unrolls it,
-with dropout, ``return_sequences`` and ``return_state`` for free.
+    z_t = W^T x_t + U^T h_{t-1} + b          (G, B),  G = gates * H
+
+with Keras's kernel W (D, G) and recurrent kernel U (H, G). Each gate is then
+a contiguous block of H rows of z_t, which is what makes a step cheap in
+NumPy: every operation of a step works on whole contiguous arrays.
+
+The tape. ``cell.prepare(tape, T, B, dtype)`` allocates, once per forward
+pass, the arrays a cell fills step by step (gate activations, cell states)
+and reads in backward; the wrapper adds ``tape.H`` (T+1, H, B), where the cell
+writes h_t into ``tape.H[t + 1]`` (h_0 = 0), and ``tape.H_prev`` (h_{t-1} as
+the step saw it, after recurrent dropout). Before BPTT, ``prepare_backward``
+may compute, for all steps at once, the factors of each step's backward that
+depend only on the forward pass (derivatives read from cached outputs), so
+the reverse loop keeps only what truly depends on the gradient flowing back.
+
+Writing your own cell: subclass ``RNNCell``, set ``gates`` (and
+``state_size`` for more than one state), write ``step_forward`` and
+``step_backward`` (see their docstrings), and ``RNN(YourCell(units))``
+unrolls it with dropout, ``return_sequences`` and ``return_state``.
 """
 
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 from tinyrnn import activations, backend, initializers
 from tinyrnn.layers.base import Layer, unique_name
@@ -28,18 +48,23 @@ from tinyrnn.layers.core import _positive_int, _rate, dropout_mask
 from tinyrnn.layers.normalization import layer_norm_backward, layer_norm_forward
 
 
+def sum_over_time_and_batch(A, B):
+    """sum_t A[t] B[t]^T for A (T, m, B) and B (T, n, B): one (m, n) matrix product."""
+    return backend.xp.tensordot(A, B, axes=([0, 2], [0, 2]))
+
+
 class RNNCell:
-    """Base cell: the standard kernel (D, G), recurrent kernel (H, G) and bias (G,).
+    """Base cell: kernel W (D, G), recurrent kernel U (H, G), bias b (G,).
 
-    Subclasses write the step math. The phase-4 defaults below cover cells whose
-    pre-activation is z_t = x_t W + h_{t-1} U + b, so that
+    The phase-4 defaults below serve every cell whose pre-activation is
+    z_t = W^T x_t + U^T h_{t-1} + b, so that, with dz_t = dL/dz_t (G, B),
 
-        dW = sum_t x_t^T dz_t,   dU = sum_t h_{t-1}^T dz_t,   db = sum_t dz_t,
-        dx_t = dz_t W^T.
+        dW = sum_t x_t dz_t^T,   dU = sum_t h_{t-1} dz_t^T,   db = sum_t dz_t 1,
+        dx_t = W dz_t.
     """
 
     gates = 1
-    state_size = 1  # number of (B, H) states carried between steps; states[0] is h
+    state_size = 1  # number of (H, B) states carried between steps; states[0] is h
     weight_names = ("kernel", "recurrent_kernel", "bias")
 
     def __init__(self, units, activation="tanh", use_bias=True, name=None):
@@ -56,13 +81,9 @@ class RNNCell:
         H, G = self.units, self.gates * self.units
         self.input_dim = input_dim
         self.add_param("kernel", initializers.glorot_uniform((input_dim, G)))
-        self.add_param("recurrent_kernel", self._recurrent_init(H, G))
+        self.add_param("recurrent_kernel", initializers.orthogonal((H, G)))
         if self.use_bias:
             self.add_param("bias", self.bias_init())
-
-    def _recurrent_init(self, H, G):
-        # Keras draws one orthogonal (H, G) matrix for the recurrent kernel.
-        return initializers.orthogonal((H, G))
 
     def bias_init(self):
         return initializers.zeros((self.gates * self.units,))
@@ -73,44 +94,46 @@ class RNNCell:
 
     # --- phase 1 ------------------------------------------------------------
     def project_inputs(self, X):
-        """XW = X W + b for all steps at once: X (T, B, D) -> XW (T, B, G)."""
-        XW = X @ self.params["kernel"]
+        """XW = W^T X + b for all steps at once: X (T, D, B) -> XW (T, G, B)."""
+        XW = self.params["kernel"].T @ X
         if self.use_bias:
-            XW += self.params["bias"]
+            XW += self.params["bias"][:, None]
         return XW
 
     # --- phases 2 and 3 -------------------------------------------------------
-    def step_forward(self, xw_t, states):
-        """One step: xw_t (B, G), states list of (B, H) -> (new states, cache).
+    def prepare(self, tape, T, B, dtype) -> None:
+        """Allocate this sequence batch's buffers on ``tape`` (default: dZ only)."""
+        tape.dZ = backend.xp.empty((T, self.gates * self.units, B), dtype)
 
-        ``new_states[0]`` is the step's output h_t. The cache holds what
-        ``step_backward`` needs; the wrapper keeps one per step.
+    def step_forward(self, t, xw_t, states, tape):
+        """Step t: xw_t (G, B), states list of (H, B) -> the new states.
+
+        Writes h_t into ``tape.H[t + 1]`` (and returns it as new_states[0]);
+        keeps on ``tape`` whatever ``step_backward`` will need.
         """
         raise NotImplementedError
 
-    def step_backward(self, dstates, cache):
-        """Reverse of one step: dstates (gradients of the new states, each (B, H))
-        -> (dz_t, gradients of the previous states).
+    def prepare_backward(self, tape) -> None:
+        """Optional: factors of every step's backward that need only the forward pass."""
 
-        dz_t is the gradient of the step's pre-activations, stacked by the
-        wrapper into dZ (T, B, G) for phase 4.
-        """
+    def step_backward(self, t, dstates, tape):
+        """Reverse of step t: dstates (gradients reaching the new states, each
+        (H, B)) -> gradients of the previous states. Writes dL/dz_t into ``tape.dZ[t]``."""
         raise NotImplementedError
 
     # --- phase 4 --------------------------------------------------------------
-    def accumulate_grads(self, X, H_prev, dZ, caches):
-        """Add the weight gradients of all steps: X (T, B, D), H_prev (T, B, H)
-        (h_{t-1} as the recurrent product saw it), dZ (T, B, G)."""
-        G = dZ.shape[-1]
-        dZ2 = dZ.reshape(-1, G)                                           # (T*B, G)
-        self.grads["kernel"] += X.reshape(-1, X.shape[-1]).T @ dZ2        # (D, G)
-        self.grads["recurrent_kernel"] += H_prev.reshape(-1, self.units).T @ dZ2  # (H, G)
+    def accumulate_grads(self, X, tape):
+        """Weight gradients of all steps at once from X (T, D, B), tape.H_prev
+        (T, H, B) and tape.dZ (T, G, B)."""
+        dZ = tape.dZ
+        self.grads["kernel"] += sum_over_time_and_batch(X, dZ)                      # (D, G)
+        self.grads["recurrent_kernel"] += sum_over_time_and_batch(tape.H_prev, dZ)  # (H, G)
         if self.use_bias:
-            self.grads["bias"] += dZ2.sum(axis=0)                         # (G,)
+            self.grads["bias"] += dZ.sum(axis=(0, 2))                                # (G,)
 
-    def input_grad(self, dZ):
-        """dX = dZ W^T for all steps at once: (T, B, G) -> (T, B, D)."""
-        return dZ @ self.params["kernel"].T
+    def input_grad(self, tape):
+        """dX = W dZ for all steps at once: (T, G, B) -> (T, D, B)."""
+        return self.params["kernel"] @ tape.dZ
 
     def get_config(self) -> dict:
         return {"units": self.units, "activation": self.activation.name, "use_bias": self.use_bias}
@@ -119,36 +142,39 @@ class RNNCell:
 class SimpleRNNCell(RNNCell):
     """Elman cell.
 
-    Forward:   z_t = x_t W + h_{t-1} U + b,    h_t = f(z_t)        (f = tanh)
-    Backward:  dz_t = dh_t * f'(z_t)           (f' read from h_t)
-               dh_{t-1} = dz_t U^T
+    Forward:   z_t = W^T x_t + U^T h_{t-1} + b,    h_t = f(z_t)        (f = tanh)
+    Backward:  dz_t = dh_t * f'(z_t)                (f' read from h_t, for all t at once)
+               dh_{t-1} = U dz_t
     """
 
-    def step_forward(self, xw_t, states):
-        h_prev = states[0]                                  # (B, H)
-        z = xw_t + h_prev @ self.params["recurrent_kernel"]  # (B, H)
-        h = self.activation.forward(z)                      # (B, H)
-        return [h], h
+    def step_forward(self, t, xw_t, states, tape):
+        z = xw_t + self.params["recurrent_kernel"].T @ states[0]     # (H, B)
+        return [self.activation.forward(z, out=tape.H[t + 1])]       # h_t = f(z_t)
 
-    def step_backward(self, dstates, h):
-        dz = self.activation.backward(h, dstates[0])           # dL/dz = dL/dh * f'(z), (B, H)
-        dh_prev = dz @ self.params["recurrent_kernel"].T       # dz/dh_{t-1} = U, (B, H)
-        return dz, [dh_prev]
+    def prepare_backward(self, tape):
+        tape.dh_dz = self.activation.derivative(tape.H[1:])          # f'(z_t), (T, H, B)
+
+    def step_backward(self, t, dstates, tape):
+        dz = backend.xp.multiply(dstates[0], tape.dh_dz[t], out=tape.dZ[t])  # dL/dz = dL/dh f'(z)
+        return [self.params["recurrent_kernel"] @ dz]                # dz/dh_{t-1} = U^T: (H, B)
 
 
 class LSTMCell(RNNCell):
     """Long short-term memory cell, Keras gate order i, f, c, o.
 
     Forward (s = sigmoid, the recurrent activation; g_act = tanh):
-        z = x_t W + h_{t-1} U + b                    (B, 4H), split z_i z_f z_c z_o
+        z = W^T x_t + U^T h_{t-1} + b                (4H, B): row blocks z_i z_f z_c z_o
         i = s(z_i)   f = s(z_f)   g = g_act(z_c)   o = s(z_o)
         c_t = f * c_{t-1} + i * g
         h_t = o * g_act(c_t)
-    Backward (dh, dc: gradients reaching h_t and c_t from above and later steps):
+    Backward (dh, dc: the gradients reaching h_t and c_t from above and from later steps):
         dc   = dc + dh * o * g_act'(c_t)
         dz_i = dc * g * s'(z_i)      dz_f = dc * c_{t-1} * s'(z_f)
         dz_c = dc * i * g_act'(z_c)  dz_o = dh * g_act(c_t) * s'(z_o)
-        dc_{t-1} = dc * f            dh_{t-1} = dz U^T
+        dc_{t-1} = dc * f            dh_{t-1} = U dz
+    Every factor that multiplies dc or dh above depends only on the forward
+    pass: ``prepare_backward`` computes them for all steps at once (dZ_dc, dZ_dh,
+    dc_dh), and a reverse step is then five array operations.
     """
 
     gates = 4
@@ -166,35 +192,49 @@ class LSTMCell(RNNCell):
             b[self.units:2 * self.units] = 1.0  # forget gate open at the start
         return b
 
-    def gate_activations(self, z):
-        """(i, f, g, o) from the pre-activations z (B, 4H)."""
-        H, sig = self.units, self.recurrent_activation
-        i, f, o = sig.forward(z[:, :H]), sig.forward(z[:, H:2 * H]), sig.forward(z[:, 3 * H:])
-        g = self.activation.forward(z[:, 2 * H:3 * H])
-        return i, f, g, o
+    def prepare(self, tape, T, B, dtype):
+        super().prepare(tape, T, B, dtype)
+        xp, H = backend.xp, self.units
+        tape.S = xp.empty((T, 4 * H, B), dtype)       # s(z) of every row block; i, f, o are used
+        tape.G = xp.empty((T, H, B), dtype)           # g = g_act(z_c)
+        tape.C = xp.zeros((T + 1, H, B), dtype)       # C[t + 1] = c_t, C[0] = c_0 = 0
+        tape.TC = xp.empty((T, H, B), dtype)          # g_act(c_t)
 
-    def step_forward(self, xw_t, states):
+    def step_forward(self, t, xw_t, states, tape):
         h_prev, c_prev = states
-        z = xw_t + h_prev @ self.params["recurrent_kernel"]   # (B, 4H)
-        i, f, g, o = self.gate_activations(z)                # each (B, H)
-        c = f * c_prev + i * g                               # (B, H)
-        tanh_c = self.activation.forward(c)                  # (B, H)
-        h = o * tanh_c
-        return [h, c], (c_prev, i, f, g, o, tanh_c)
+        H, xp = self.units, backend.xp
+        z = xw_t + self.params["recurrent_kernel"].T @ h_prev        # (4H, B)
+        S = self.recurrent_activation.forward(z, out=tape.S[t])      # gates, (4H, B)
+        i, f, o = S[:H], S[H:2 * H], S[3 * H:]
+        g = self.activation.forward(z[2 * H:3 * H], out=tape.G[t])   # candidate, (H, B)
+        c = xp.multiply(f, c_prev, out=tape.C[t + 1])                # c_t = f c_{t-1} + i g
+        c += i * g
+        tanh_c = self.activation.forward(c, out=tape.TC[t])
+        return [xp.multiply(o, tanh_c, out=tape.H[t + 1]), c]        # h_t = o g_act(c_t)
 
-    def step_backward(self, dstates, cache):
+    def prepare_backward(self, tape):
+        H, xp = self.units, backend.xp
+        S, g, c_prev, tanh_c = tape.S, tape.G, tape.C[:-1], tape.TC
+        i, f, o = S[:, :H], S[:, H:2 * H], S[:, 3 * H:]
+        ds = self.recurrent_activation.derivative
+        T, B = g.shape[0], g.shape[2]
+        tape.f = f
+        tape.dc_dh = o * self.activation.derivative(tanh_c)           # dc += dh * o g_act'(c_t)
+        tape.dZ_dc = xp.empty((T, 3, H, B), g.dtype)                  # dz_{i,f,c} = dc * these
+        tape.dZ_dc[:, 0] = g * ds(i)                                  # dc/di = g
+        tape.dZ_dc[:, 1] = c_prev * ds(f)                             # dc/df = c_{t-1}
+        tape.dZ_dc[:, 2] = i * self.activation.derivative(g)          # dc/dg = i
+        tape.dZ_dh = tanh_c * ds(o)                                   # dz_o = dh * g_act(c_t) s'(z_o)
+
+    def step_backward(self, t, dstates, tape):
         dh, dc_next = dstates
-        c_prev, i, f, g, o, tanh_c = cache
-        xp, sig = backend.xp, self.recurrent_activation
-        dc = dc_next + self.activation.backward(tanh_c, dh * o)       # h = o g_act(c): dh/dc
-        dz = xp.concatenate([
-            sig.backward(i, dc * g),                                  # dc/di = g
-            sig.backward(f, dc * c_prev),                             # dc/df = c_{t-1}
-            self.activation.backward(g, dc * i),                      # dc/dg = i
-            sig.backward(o, dh * tanh_c),                             # dh/do = g_act(c)
-        ], axis=1)                                                    # (B, 4H)
-        dh_prev = dz @ self.params["recurrent_kernel"].T              # (B, H)
-        return dz, [dh_prev, dc * f]                                  # dc_t/dc_{t-1} = f
+        H, xp = self.units, backend.xp
+        dc = dc_next + dh * tape.dc_dh[t]                             # all paths into c_t
+        dz = tape.dZ[t]                                               # (4H, B)
+        xp.multiply(tape.dZ_dc[t], dc, out=dz[:3 * H].reshape(3, H, -1))  # dz_i, dz_f, dz_c
+        xp.multiply(tape.dZ_dh[t], dh, out=dz[3 * H:])                # dz_o
+        dh_prev = self.params["recurrent_kernel"] @ dz                # (H, B)
+        return [dh_prev, dc * tape.f[t]]                              # dc_t/dc_{t-1} = f
 
     def get_config(self):
         return {**super().get_config(), "recurrent_activation": self.recurrent_activation.name,
@@ -205,54 +245,62 @@ class PeepholeLSTMCell(LSTMCell):
     """LSTM whose gates also look at the cell state (Gers and Schmidhuber).
 
     Forward, with diagonal peephole weights p_i, p_f, p_o (each (H,)):
-        z = x_t W + h_{t-1} U + b
+        z = W^T x_t + U^T h_{t-1} + b
         i = s(z_i + p_i * c_{t-1})   f = s(z_f + p_f * c_{t-1})   g = tanh(z_c)
         c_t = f * c_{t-1} + i * g
         o = s(z_o + p_o * c_t)       h_t = o * tanh(c_t)
     Backward: as LSTM, plus the peephole paths
         dc_t     += dz_o * p_o
         dc_{t-1}  = dc_t * f + dz_i * p_i + dz_f * p_f
-        dp_i = sum_B dz_i * c_{t-1}   dp_f = sum_B dz_f * c_{t-1}   dp_o = sum_B dz_o * c_t
+        dp_i = sum dz_i * c_{t-1}   dp_f = sum dz_f * c_{t-1}   dp_o = sum dz_o * c_t
+    (the peephole gradients are summed over all steps at once, in phase 4).
     """
 
     weight_names = ("kernel", "recurrent_kernel", "bias", "input_gate_peephole_weights",
                     "forget_gate_peephole_weights", "output_gate_peephole_weights")
-    _peepholes = weight_names[3:]
 
     def build(self, input_dim):
         super().build(input_dim)
-        for name in self._peepholes:
+        for name in self.weight_names[3:]:
             self.add_param(name, initializers.glorot_uniform((1, self.units))[0])
 
-    def step_forward(self, xw_t, states):
-        h_prev, c_prev = states
-        H, sig, p = self.units, self.recurrent_activation, self.params
-        z = xw_t + h_prev @ p["recurrent_kernel"]                                 # (B, 4H)
-        i = sig.forward(z[:, :H] + p["input_gate_peephole_weights"] * c_prev)
-        f = sig.forward(z[:, H:2 * H] + p["forget_gate_peephole_weights"] * c_prev)
-        g = self.activation.forward(z[:, 2 * H:3 * H])
-        c = f * c_prev + i * g
-        o = sig.forward(z[:, 3 * H:] + p["output_gate_peephole_weights"] * c)
-        tanh_c = self.activation.forward(c)
-        return [o * tanh_c, c], (c_prev, i, f, g, o, c, tanh_c)
+    def _peepholes(self):
+        p = self.params
+        return (p["input_gate_peephole_weights"][:, None], p["forget_gate_peephole_weights"][:, None],
+                p["output_gate_peephole_weights"][:, None])                  # each (H, 1)
 
-    def step_backward(self, dstates, cache):
+    def step_forward(self, t, xw_t, states, tape):
+        h_prev, c_prev = states
+        H, xp, sig = self.units, backend.xp, self.recurrent_activation
+        p_i, p_f, p_o = self._peepholes()
+        z = xw_t + self.params["recurrent_kernel"].T @ h_prev                 # (4H, B)
+        S = tape.S[t]
+        i = sig.forward(z[:H] + p_i * c_prev, out=S[:H])
+        f = sig.forward(z[H:2 * H] + p_f * c_prev, out=S[H:2 * H])
+        g = self.activation.forward(z[2 * H:3 * H], out=tape.G[t])
+        c = xp.multiply(f, c_prev, out=tape.C[t + 1])
+        c += i * g
+        o = sig.forward(z[3 * H:] + p_o * c, out=S[3 * H:])
+        tanh_c = self.activation.forward(c, out=tape.TC[t])
+        return [xp.multiply(o, tanh_c, out=tape.H[t + 1]), c]
+
+    def step_backward(self, t, dstates, tape):
         dh, dc_next = dstates
-        c_prev, i, f, g, o, c, tanh_c = cache
-        xp, sig, p, grads = backend.xp, self.recurrent_activation, self.params, self.grads
-        dz_o = sig.backward(o, dh * tanh_c)                                    # dh/do = tanh(c)
-        dc = (dc_next + self.activation.backward(tanh_c, dh * o)               # through tanh(c_t)
-              + dz_o * p["output_gate_peephole_weights"])                      # through o's peephole
-        dz_i = sig.backward(i, dc * g)
-        dz_f = sig.backward(f, dc * c_prev)
-        dz_c = self.activation.backward(g, dc * i)
-        dc_prev = (dc * f + dz_i * p["input_gate_peephole_weights"]
-                   + dz_f * p["forget_gate_peephole_weights"])
-        grads["input_gate_peephole_weights"] += (dz_i * c_prev).sum(axis=0)     # (H,)
-        grads["forget_gate_peephole_weights"] += (dz_f * c_prev).sum(axis=0)
-        grads["output_gate_peephole_weights"] += (dz_o * c).sum(axis=0)
-        dz = xp.concatenate([dz_i, dz_f, dz_c, dz_o], axis=1)                  # (B, 4H)
-        return dz, [dz @ p["recurrent_kernel"].T, dc_prev]
+        H = self.units
+        p_i, p_f, p_o = self._peepholes()
+        dz = tape.dZ[t]
+        dz[3 * H:] = tape.dZ_dh[t] * dh                                       # dz_o
+        dc = dc_next + dh * tape.dc_dh[t] + dz[3 * H:] * p_o                  # + the o peephole
+        dz[:3 * H] = (tape.dZ_dc[t] * dc).reshape(3 * H, -1)                  # dz_i, dz_f, dz_c
+        dc_prev = dc * tape.f[t] + dz[:H] * p_i + dz[H:2 * H] * p_f           # + the i, f peepholes
+        return [self.params["recurrent_kernel"] @ dz, dc_prev]
+
+    def accumulate_grads(self, X, tape):
+        super().accumulate_grads(X, tape)
+        H, dZ, C = self.units, tape.dZ, tape.C
+        self.grads["input_gate_peephole_weights"] += (dZ[:, :H] * C[:-1]).sum(axis=(0, 2))
+        self.grads["forget_gate_peephole_weights"] += (dZ[:, H:2 * H] * C[:-1]).sum(axis=(0, 2))
+        self.grads["output_gate_peephole_weights"] += (dZ[:, 3 * H:] * C[1:]).sum(axis=(0, 2))
 
 
 class GRUCell(RNNCell):
@@ -260,21 +308,23 @@ class GRUCell(RNNCell):
 
     reset_after=True (Keras's default, cuDNN's and PyTorch's form); bias (2, 3H)
     holds the input bias b_x and the recurrent bias b_h:
-        xw = x_t W + b_x          rec = h_{t-1} U + b_h        (each (B, 3H))
+        xw = W^T x_t + b_x         rec = U^T h_{t-1} + b_h           (each (3H, B))
         z = s(xw_z + rec_z)   r = s(xw_r + rec_r)
         n = tanh(xw_h + r * rec_h)
         h_t = z * h_{t-1} + (1 - z) * n
     reset_after=False (the original GRU); bias (3H,):
-        z = s(xw_z + h_{t-1} U_z)   r = s(xw_r + h_{t-1} U_r)
-        n = tanh(xw_h + (r * h_{t-1}) U_h)
+        z = s(xw_z + U_z^T h_{t-1})   r = s(xw_r + U_r^T h_{t-1})
+        n = tanh(xw_h + U_h^T (r * h_{t-1}))
         h_t = z * h_{t-1} + (1 - z) * n
-    Backward:
-        dn = dh (1 - z) ;  dz_z = dh (h_{t-1} - n) s'(z) ;  dz_h = dn tanh'(n)
-        after:  dz_r = dz_h rec_h s'(r) ;  d rec_h = dz_h * r
-        before: d(r h) = dz_h U_h^T ;  dz_r = d(r h) h_{t-1} s'(r)
-        dh_{t-1} = dh z + (gradients through the recurrent products)
-    For phase 4, dz_t stacks [dz_z, dz_r, dz_h, d rec_h] (B, 4H) when
-    reset_after, else [dz_z, dz_r, dz_h] (B, 3H).
+    Backward (s' and tanh' read from z, r, n):
+        dz_z = dh (h_{t-1} - n) s'(z)          dz_h = dh (1 - z) tanh'(n)
+        after:  dz_r = dz_h rec_h s'(r)        d rec_h = dz_h r
+                dh_{t-1} = dh z + U [dz_z; dz_r; d rec_h]
+        before: d(r h) = U_h dz_h              dz_r = d(r h) h_{t-1} s'(r)
+                dh_{t-1} = dh z + d(r h) r + U_zr [dz_z; dz_r]
+    With reset_after every row of dz_t is dh times a forward-only factor, so a
+    reverse step is one product, one matrix product and two updates. tape.dZ
+    rows are [z, r, rec_h, h] (reset_after) or [z, r, h].
     """
 
     gates = 3
@@ -290,74 +340,149 @@ class GRUCell(RNNCell):
         return initializers.zeros(shape)
 
     def project_inputs(self, X):
-        XW = X @ self.params["kernel"]
+        XW = self.params["kernel"].T @ X
         if self.use_bias:
-            XW += self.params["bias"][0] if self.reset_after else self.params["bias"]
+            XW += (self.params["bias"][0] if self.reset_after else self.params["bias"])[:, None]
         return XW
 
-    def step_forward(self, xw_t, states):
-        h_prev = states[0]
-        H, sig, U = self.units, self.recurrent_activation, self.params["recurrent_kernel"]
-        if self.reset_after:
-            rec = h_prev @ U                                             # (B, 3H)
-            if self.use_bias:
-                rec += self.params["bias"][1]
-            z = sig.forward(xw_t[:, :H] + rec[:, :H])
-            r = sig.forward(xw_t[:, H:2 * H] + rec[:, H:2 * H])
-            rec_h = rec[:, 2 * H:]
-            n = self.activation.forward(xw_t[:, 2 * H:] + r * rec_h)
-        else:
-            zr = sig.forward(xw_t[:, :2 * H] + h_prev @ U[:, :2 * H])    # (B, 2H)
-            z, r = zr[:, :H], zr[:, H:]
-            rec_h = r * h_prev                                           # what U_h multiplies
-            n = self.activation.forward(xw_t[:, 2 * H:] + rec_h @ U[:, 2 * H:])
-        h = z * h_prev + (1.0 - z) * n
-        return [h], (h_prev, z, r, n, rec_h)
+    def prepare(self, tape, T, B, dtype):
+        xp, H = backend.xp, self.units
+        tape.dZ = xp.empty((T, (4 if self.reset_after else 3) * H, B), dtype)
+        tape.S = xp.empty((T, 2 * H, B), dtype)       # [z; r]
+        tape.N = xp.empty((T, H, B), dtype)           # candidate n
+        tape.R = xp.empty((T, H, B), dtype)           # rec_h (after) or r * h_{t-1} (before)
 
-    def step_backward(self, dstates, cache):
-        dh = dstates[0]
-        h_prev, z, r, n, rec_h = cache
-        xp, H, sig, U = backend.xp, self.units, self.recurrent_activation, self.params["recurrent_kernel"]
-        dz_z = sig.backward(z, dh * (h_prev - n))                   # dh/dz = h_{t-1} - n
-        dz_h = self.activation.backward(n, dh * (1.0 - z))          # dh/dn = 1 - z
-        dh_prev = dh * z                                            # dh/dh_{t-1} directly = z
+    def step_forward(self, t, xw_t, states, tape):
+        h_prev, H, xp = states[0], self.units, backend.xp
+        U, sig = self.params["recurrent_kernel"], self.recurrent_activation
         if self.reset_after:
-            drec_h = dz_h * r                                       # d(r * rec_h)/d rec_h = r
-            dz_r = sig.backward(r, dz_h * rec_h)                    # d(r * rec_h)/dr = rec_h
-            dz = xp.concatenate([dz_z, dz_r, dz_h, drec_h], axis=1)  # (B, 4H)
-            drec = xp.concatenate([dz_z, dz_r, drec_h], axis=1)      # grad of rec, (B, 3H)
-            dh_prev += drec @ U.T
+            rec = U.T @ h_prev                                              # (3H, B)
+            if self.use_bias:
+                rec += self.params["bias"][1][:, None]
+            zr = sig.forward(xw_t[:2 * H] + rec[:2 * H], out=tape.S[t])     # [z; r]
+            rec_h = tape.R[t]
+            rec_h[...] = rec[2 * H:]
+            n_pre = xw_t[2 * H:] + zr[H:] * rec_h
         else:
-            d_rh = dz_h @ U[:, 2 * H:].T                            # grad of r * h_{t-1}, (B, H)
-            dz_r = sig.backward(r, d_rh * h_prev)
-            dz = xp.concatenate([dz_z, dz_r, dz_h], axis=1)          # (B, 3H)
-            dh_prev += d_rh * r + dz[:, :2 * H] @ U[:, :2 * H].T
-        return dz, [dh_prev]
+            zr = sig.forward(xw_t[:2 * H] + U[:, :2 * H].T @ h_prev, out=tape.S[t])
+            rh = xp.multiply(zr[H:], h_prev, out=tape.R[t])                 # r * h_{t-1}
+            n_pre = xw_t[2 * H:] + U[:, 2 * H:].T @ rh
+        n = self.activation.forward(n_pre, out=tape.N[t])
+        z = zr[:H]
+        h = xp.subtract(h_prev, n, out=tape.H[t + 1])                       # h_t = n + z (h_{t-1} - n)
+        h *= z
+        h += n
+        return [h]
 
-    def accumulate_grads(self, X, H_prev, dZ, caches):
-        H, grads = self.units, self.grads
-        X2, Hp2 = X.reshape(-1, X.shape[-1]), H_prev.reshape(-1, H)
-        dZ2 = dZ.reshape(-1, dZ.shape[-1])
-        grads["kernel"] += X2.T @ dZ2[:, :3 * H]                     # (D, 3H)
-        grads["recurrent_kernel"][:, :2 * H] += Hp2.T @ dZ2[:, :2 * H]
+    def prepare_backward(self, tape):
+        H, xp, S, n, h_prev = self.units, backend.xp, tape.S, tape.N, tape.H_prev
+        z, r = S[:, :H], S[:, H:]
+        ds = self.recurrent_activation.derivative
+        dn = (1.0 - z) * self.activation.derivative(n)                      # dz_h = dh * dn
+        T, B = n.shape[0], n.shape[2]
+        tape.z = z
         if self.reset_after:
-            drec = dZ2[:, [*range(2 * H), *range(3 * H, 4 * H)]]     # [dz_z, dz_r, d rec_h]
-            grads["recurrent_kernel"][:, 2 * H:] += Hp2.T @ drec[:, 2 * H:]
-            if self.use_bias:
-                grads["bias"][0] += dZ2[:, :3 * H].sum(axis=0)
-                grads["bias"][1] += drec.sum(axis=0)
+            tape.dZ_dh = xp.empty((T, 4, H, B), n.dtype)                    # rows z, r, rec_h, h
+            tape.dZ_dh[:, 0] = (h_prev - n) * ds(z)
+            tape.dZ_dh[:, 1] = dn * tape.R * ds(r)
+            tape.dZ_dh[:, 2] = dn * r
+            tape.dZ_dh[:, 3] = dn
         else:
-            RH = backend.xp.stack([c[4] for c in caches]).reshape(-1, H)  # r * h_{t-1} per step
-            grads["recurrent_kernel"][:, 2 * H:] += RH.T @ dZ2[:, 2 * H:]
-            if self.use_bias:
-                grads["bias"] += dZ2.sum(axis=0)
+            tape.dz_z_dh = (h_prev - n) * ds(z)
+            tape.dn = dn
+            tape.dr_drh = h_prev * ds(r)
+            tape.r = r
 
-    def input_grad(self, dZ):
-        return dZ[..., :3 * self.units] @ self.params["kernel"].T
+    def step_backward(self, t, dstates, tape):
+        dh, H, xp = dstates[0], self.units, backend.xp
+        U, dz = self.params["recurrent_kernel"], tape.dZ[t]
+        if self.reset_after:
+            xp.multiply(tape.dZ_dh[t], dh, out=dz.reshape(4, H, -1))        # every row: dh * factor
+            dh_prev = U @ dz[:3 * H]                                         # through rec = U^T h
+        else:
+            xp.multiply(tape.dz_z_dh[t], dh, out=dz[:H])                    # dz_z
+            xp.multiply(tape.dn[t], dh, out=dz[2 * H:])                      # dz_h
+            d_rh = U[:, 2 * H:] @ dz[2 * H:]                                 # grad of r * h_{t-1}
+            xp.multiply(d_rh, tape.dr_drh[t], out=dz[H:2 * H])               # dz_r
+            dh_prev = U[:, :2 * H] @ dz[:2 * H] + d_rh * tape.r[t]
+        dh_prev += dh * tape.z[t]                                            # direct path: dh/dh_{t-1} = z
+        return [dh_prev]
+
+    def accumulate_grads(self, X, tape):
+        H, grads, dZ, H_prev = self.units, self.grads, tape.dZ, tape.H_prev
+        g_kernel, g_rec = grads["kernel"], grads["recurrent_kernel"]
+        g_kernel[:, :2 * H] += sum_over_time_and_batch(X, dZ[:, :2 * H])
+        g_rec[:, :2 * H] += sum_over_time_and_batch(H_prev, dZ[:, :2 * H])
+        if self.reset_after:
+            g_kernel[:, 2 * H:] += sum_over_time_and_batch(X, dZ[:, 3 * H:])
+            g_rec[:, 2 * H:] += sum_over_time_and_batch(H_prev, dZ[:, 2 * H:3 * H])
+            if self.use_bias:
+                sums = dZ.sum(axis=(0, 2))                                  # rows z, r, rec_h, h
+                grads["bias"][0, :2 * H] += sums[:2 * H]
+                grads["bias"][0, 2 * H:] += sums[3 * H:]
+                grads["bias"][1] += sums[:3 * H]
+        else:
+            g_kernel[:, 2 * H:] += sum_over_time_and_batch(X, dZ[:, 2 * H:])
+            g_rec[:, 2 * H:] += sum_over_time_and_batch(tape.R, dZ[:, 2 * H:])   # U_h sees r * h
+            if self.use_bias:
+                grads["bias"] += dZ.sum(axis=(0, 2))
+
+    def input_grad(self, tape):
+        W, dZ, H = self.params["kernel"], tape.dZ, self.units
+        if not self.reset_after:
+            return W @ dZ
+        return W[:, :2 * H] @ dZ[:, :2 * H] + W[:, 2 * H:] @ dZ[:, 3 * H:]
 
     def get_config(self):
         return {**super().get_config(), "recurrent_activation": self.recurrent_activation.name,
                 "reset_after": self.reset_after}
+
+
+class LNSimpleRNNCell(RNNCell):
+    """SimpleRNN cell with layer normalisation before the activation (the
+    course's ``LNSimpleRNNCell``): a SimpleRNN cell with no activation, then
+    LayerNormalization, then the activation.
+
+    Forward:   z_t = W^T x_t + U^T h_{t-1} + b
+               n_t = gamma * (z_t - mu_t) / sqrt(var_t + eps) + beta      (over the H units)
+               h_t = f(n_t)
+    Backward:  dn_t = dh_t * f'(n_t)                   (f' read from h_t)
+               dz_t = layer-norm backward of dn_t      (see layers.normalization)
+               dgamma += sum dn_t * n_hat_t,  dbeta += sum dn_t,  dh_{t-1} = U dz_t
+    Weights (Keras order): kernel, recurrent_kernel, bias, gamma, beta.
+    """
+
+    weight_names = ("kernel", "recurrent_kernel", "bias", "gamma", "beta")
+
+    def __init__(self, units, activation="tanh", epsilon=1e-3, name=None):
+        super().__init__(units, activation=activation, name=name)
+        self.epsilon = float(epsilon)
+
+    def build(self, input_dim):
+        super().build(input_dim)
+        self.add_param("gamma", initializers.ones((self.units,)))
+        self.add_param("beta", initializers.zeros((self.units,)))
+
+    def prepare(self, tape, T, B, dtype):
+        super().prepare(tape, T, B, dtype)
+        tape.ln = [None] * T
+
+    def step_forward(self, t, xw_t, states, tape):
+        z = xw_t + self.params["recurrent_kernel"].T @ states[0]                  # (H, B)
+        # layer_norm_forward normalises the last axis: work on the (B, H) view
+        n, tape.ln[t] = layer_norm_forward(z.T, self.params["gamma"], self.params["beta"], self.epsilon)
+        return [self.activation.forward(n.T, out=tape.H[t + 1])]
+
+    def step_backward(self, t, dstates, tape):
+        dn = self.activation.backward(tape.H[t + 1], dstates[0])                   # through f
+        dz, dgamma, dbeta = layer_norm_backward(dn.T, tape.ln[t], self.params["gamma"])  # through LN
+        self.grads["gamma"] += dgamma
+        self.grads["beta"] += dbeta
+        tape.dZ[t] = dz.T
+        return [self.params["recurrent_kernel"] @ tape.dZ[t]]
+
+    def get_config(self):
+        return {"units": self.units, "activation": self.activation.name, "epsilon": self.epsilon}
 
 
 class RNN(Layer):
@@ -365,9 +490,10 @@ class RNN(Layer):
 
     Arguments as Keras: ``return_sequences`` (all h_t, else the last),
     ``return_state`` (also return the final states: [y, h_T] or [y, h_T, c_T]),
-    ``dropout`` (a (B, D) mask on the inputs) and ``recurrent_dropout`` (a
-    (B, H) mask on h_{t-1} where the cell reads it), one mask per sequence reused
-    at every time step, inverted scaling, drawn only when ``training``.
+    ``dropout`` (a mask on the inputs) and ``recurrent_dropout`` (a mask on
+    h_{t-1} where the cell reads it, as Keras 3 applies it), one mask per
+    sequence reused at every time step, inverted scaling, drawn only when
+    ``training``.
 
     After ``backward``, ``hidden_grad_norms`` (T,) holds ||dL/dh_t|| at each
     step: the gradient reaching the hidden state, for vanishing-gradient plots.
@@ -410,54 +536,52 @@ class RNN(Layer):
         xp, cell = backend.xp, self.cell
         B, T, D = x.shape
         in_mask, rec_mask = self._dropout_masks(B, D, x.dtype, training)
-        X = x.transpose(1, 0, 2)                          # (T, B, D), time-major view
+        X = x.transpose(1, 2, 0)                          # (T, D, B): time-major, feature-major
         if in_mask is not None:
             X = X * in_mask
-        XW = cell.project_inputs(X)                      # phase 1: (T, B, G)
-        Hs = xp.zeros((T + 1, B, self.units), x.dtype)   # Hs[t + 1] = h_t, Hs[0] = h_0 = 0
-        states = [Hs[0]] + [xp.zeros((B, self.units), x.dtype) for _ in range(cell.state_size - 1)]
-        caches = []
+        tape = SimpleNamespace(H=xp.zeros((T + 1, self.units, B), x.dtype))  # H[t + 1] = h_t
+        cell.prepare(tape, T, B, x.dtype)
+        XW = cell.project_inputs(X)                      # phase 1: (T, G, B)
+        states = [tape.H[0]] + [xp.zeros((self.units, B), x.dtype) for _ in range(cell.state_size - 1)]
         for t in range(T):                               # phase 2: the recurrence
             if rec_mask is not None:
                 states[0] = states[0] * rec_mask
-            states, cache = cell.step_forward(XW[t], states)
-            Hs[t + 1] = states[0]
-            caches.append(cache)
-        self._remember((X, Hs, caches, in_mask, rec_mask))
-        y = Hs[1:].transpose(1, 0, 2) if self.return_sequences else Hs[T]
-        return [y, *states] if self.return_state else y
+            states = cell.step_forward(t, XW[t], states, tape)
+        self._remember((X, tape, in_mask, rec_mask))
+        y = tape.H[1:].transpose(2, 0, 1) if self.return_sequences else tape.H[T].T
+        return [y, *(s.T for s in states)] if self.return_state else y
 
     # --- backward: phases 3 and 4 ---------------------------------------------------
     def backward(self, dy):
-        X, Hs, caches, in_mask, rec_mask = self._recall()
+        X, tape, in_mask, rec_mask = self._recall()
         xp, cell = backend.xp, self.cell
-        T, B = X.shape[:2]
+        T, B = X.shape[0], X.shape[2]
         dy, dfinal = (dy[0], list(dy[1:])) if self.return_state else (dy, [])
-        dstates = [xp.zeros((B, self.units), X.dtype) for _ in range(cell.state_size)]
+        dstates = [xp.zeros((self.units, B), X.dtype) for _ in range(cell.state_size)]
         for k, ds in enumerate(dfinal):
             if ds is not None:
-                dstates[k] = dstates[k] + ds
-        dY = dy.transpose(1, 0, 2) if self.return_sequences else None
-        dH = xp.empty((T, B, self.units), X.dtype)       # dL/dh_t, all paths
-        dZ = None
+                dstates[k] += ds.T
+        if self.return_sequences:
+            dY = dy.transpose(1, 2, 0)                   # (T, H, B)
+        else:
+            dstates[0] += dy.T
+        tape.H_prev = tape.H[:-1] if rec_mask is None else tape.H[:-1] * rec_mask
+        cell.prepare_backward(tape)
+        dH = xp.empty((T, self.units, B), X.dtype)       # dL/dh_t, all paths
         for t in reversed(range(T)):                     # phase 3: BPTT
             if self.return_sequences:
                 xp.add(dstates[0], dY[t], out=dH[t])
             else:
-                dH[t] = dstates[0] + dy if t == T - 1 else dstates[0]
-            dz, dstates = cell.step_backward([dH[t], *dstates[1:]], caches[t])
+                dH[t] = dstates[0]
+            dstates = cell.step_backward(t, [dH[t], *dstates[1:]], tape)
             if rec_mask is not None:
                 dstates[0] = dstates[0] * rec_mask       # h_{t-1} entered the step as h * m
-            if dZ is None:
-                dZ = xp.empty((T, *dz.shape), dz.dtype)
-            dZ[t] = dz
-        H_prev = Hs[:-1] if rec_mask is None else Hs[:-1] * rec_mask
-        cell.accumulate_grads(X, H_prev, dZ, caches)     # phase 4: weights, all steps at once
-        dX = cell.input_grad(dZ)                         # phase 4: inputs, (T, B, D)
+        cell.accumulate_grads(X, tape)                   # phase 4: weights, all steps at once
+        dX = cell.input_grad(tape)                       # phase 4: inputs, (T, D, B)
         if in_mask is not None:
             dX *= in_mask
         self._hidden_grad_norms = xp.sqrt((dH * dH).sum(axis=(1, 2)))
-        return dX.transpose(1, 0, 2)
+        return dX.transpose(2, 0, 1)                     # (B, T, D)
 
     @property
     def hidden_grad_norms(self):
@@ -467,14 +591,20 @@ class RNN(Layer):
         return backend.to_numpy(self._hidden_grad_norms)
 
     def _dropout_masks(self, B, D, dtype, training):
+        """One mask per sequence, feature-major like the arrays it multiplies."""
         in_mask = rec_mask = None
         if training and self.dropout > 0:
-            in_mask = dropout_mask((B, D), self.dropout, dtype)
+            in_mask = dropout_mask((B, D), self.dropout, dtype).T          # (D, B)
         if training and self.recurrent_dropout > 0:
-            rec_mask = dropout_mask((B, self.units), self.recurrent_dropout, dtype)
+            rec_mask = dropout_mask((B, self.units), self.recurrent_dropout, dtype).T  # (H, B)
         return in_mask, rec_mask
 
     def _check_input(self, x):
+        if x.dtype.kind != "f":
+            raise TypeError(
+                f"{self.name}: inputs must be floating point, got dtype {x.dtype}; "
+                "convert with x.astype('float32')"
+            )
         if x.ndim != 3:
             raise ValueError(
                 f"{self.name}: recurrent layers expect inputs (B, T, D), got shape {tuple(x.shape)}; "
@@ -504,11 +634,9 @@ class _CellLayer(RNN):
     def __init__(self, units, **kwargs):
         rnn_kwargs = {k: kwargs.pop(k) for k in self._rnn_args if k in kwargs}
         super().__init__(self.cell_class(units, **kwargs), **rnn_kwargs)
-        self._cell_kwargs = kwargs
 
     def get_config(self):
-        config = {**super().get_config(), **self.cell.get_config()}
-        return config
+        return {**super().get_config(), **self.cell.get_config()}
 
 
 class SimpleRNN(_CellLayer):
@@ -527,46 +655,3 @@ class GRU(_CellLayer):
     """``RNN(GRUCell(units, ..., reset_after))`` with Keras's arguments."""
 
     cell_class = GRUCell
-
-
-class LNSimpleRNNCell(RNNCell):
-    """SimpleRNN cell with layer normalisation before the activation (the
-    course's ``LNSimpleRNNCell``): a SimpleRNN cell with no activation, then
-    LayerNormalization, then the activation.
-
-    Forward:   z_t = x_t W + h_{t-1} U + b
-               n_t = gamma * (z_t - mu_t) / sqrt(var_t + eps) + beta      (over the H units)
-               h_t = f(n_t)
-    Backward:  dn_t = dh_t * f'(n_t)                   (f' read from h_t)
-               dz_t = layer-norm backward of dn_t      (see layers.normalization)
-               dgamma += sum_B dn_t * n_hat_t,  dbeta += sum_B dn_t,  dh_{t-1} = dz_t U^T
-    Weights (Keras order): kernel, recurrent_kernel, bias, gamma, beta.
-    """
-
-    weight_names = ("kernel", "recurrent_kernel", "bias", "gamma", "beta")
-
-    def __init__(self, units, activation="tanh", epsilon=1e-3, name=None):
-        super().__init__(units, activation=activation, name=name)
-        self.epsilon = float(epsilon)
-
-    def build(self, input_dim):
-        super().build(input_dim)
-        self.add_param("gamma", initializers.ones((self.units,)))
-        self.add_param("beta", initializers.zeros((self.units,)))
-
-    def step_forward(self, xw_t, states):
-        z = xw_t + states[0] @ self.params["recurrent_kernel"]                     # (B, H)
-        n, ln_cache = layer_norm_forward(z, self.params["gamma"], self.params["beta"], self.epsilon)
-        h = self.activation.forward(n)
-        return [h], (h, ln_cache)
-
-    def step_backward(self, dstates, cache):
-        h, ln_cache = cache
-        dn = self.activation.backward(h, dstates[0])                               # through f
-        dz, dgamma, dbeta = layer_norm_backward(dn, ln_cache, self.params["gamma"])  # through LN
-        self.grads["gamma"] += dgamma
-        self.grads["beta"] += dbeta
-        return dz, [dz @ self.params["recurrent_kernel"].T]
-
-    def get_config(self):
-        return {"units": self.units, "activation": self.activation.name, "epsilon": self.epsilon}
