@@ -491,9 +491,12 @@ class RNN(Layer):
     Arguments as Keras: ``return_sequences`` (all h_t, else the last),
     ``return_state`` (also return the final states: [y, h_T] or [y, h_T, c_T]),
     ``dropout`` (a mask on the inputs) and ``recurrent_dropout`` (a mask on
-    h_{t-1} where the cell reads it, as Keras 3 applies it), one mask per
-    sequence reused at every time step, inverted scaling, drawn only when
-    ``training``.
+    h_{t-1} as the step reads it), one mask per sequence reused at every time
+    step, inverted scaling, drawn only when ``training``. For SimpleRNN and
+    LSTM this is Keras's recurrent dropout exactly (h_{t-1} enters the step
+    only through U^T h_{t-1}); a GRU step also reads h_{t-1} in its carry
+    z * h_{t-1}, which the mask reaches too, where Keras masks only the
+    recurrent products.
 
     After ``backward``, ``hidden_grad_norms`` (T,) holds ||dL/dh_t|| at each
     step: the gradient reaching the hidden state, for vanishing-gradient plots.
