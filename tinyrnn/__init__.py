@@ -13,11 +13,12 @@ from tinyrnn import data, layers, losses, metrics, optimizers
 from tinyrnn.backend import get_backend, set_backend, set_floatx, to_numpy
 from tinyrnn.gradcheck import gradcheck
 from tinyrnn.models import History, Sequential, TrainingError
+from tinyrnn.saving import load_model
 from tinyrnn.seeding import set_random_seed
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "History", "Sequential", "TrainingError", "data", "get_backend", "gradcheck", "layers", "losses",
-    "metrics", "optimizers", "set_backend", "set_floatx", "set_random_seed", "to_numpy",
+    "History", "Sequential", "TrainingError", "data", "get_backend", "gradcheck", "layers", "load_model",
+    "losses", "metrics", "optimizers", "set_backend", "set_floatx", "set_random_seed", "to_numpy",
 ]

@@ -14,7 +14,7 @@ import threading
 
 import numpy
 
-from tinyrnn import backend, losses, metrics, optimizers, seeding
+from tinyrnn import backend, losses, metrics, optimizers, seeding, validation
 from tinyrnn.layers import InputLayer, Layer
 
 
@@ -111,17 +111,38 @@ class Sequential:
         return self.forward(x, training=training)
 
     def train_step(self, x, y) -> tuple:
-        """One update on a batch: returns (loss, y_pred, global gradient norm)."""
+        """One update on a batch: returns (loss, y_pred, global gradient norm).
+
+        All or nothing: when the loss or the gradient is not finite, or the step
+        is interrupted before its update, the layers' non-trainable state
+        (BatchNormalization's moving statistics, updated by the forward pass) is
+        put back and no update is applied; an update itself is never half applied.
+        """
         self.zero_grads()
-        y_pred = self.forward(x, training=True)
-        loss = self.loss(y, y_pred)
-        self.backward(self.loss.gradient(y, y_pred))
-        grad_norm = self.global_grad_norm()
-        if not (math.isfinite(float(loss)) and math.isfinite(grad_norm)):
-            return float(loss), y_pred, grad_norm  # the caller stops; no update is applied
+        state_before = self._copy_state()
+        try:
+            y_pred = self.forward(x, training=True)
+            loss = float(self.loss(y, y_pred))
+            self.backward(self.loss.gradient(y, y_pred))
+            grad_norm = self.global_grad_norm()
+        except BaseException:  # Ctrl-C or an error mid-step: the step never happened
+            self._restore_state(state_before)
+            raise
+        if not (math.isfinite(loss) and math.isfinite(grad_norm)):
+            self._restore_state(state_before)
+            return loss, y_pred, grad_norm  # the caller stops; no update is applied
         with _interrupts_deferred():  # an update is applied to all variables or to none
             self.optimizer.apply_gradients(self.trainable_variables())
-        return float(loss), y_pred, grad_norm
+        return loss, y_pred, grad_norm
+
+    def _copy_state(self) -> list:
+        return [(layer.state, {k: v.copy() for k, v in layer.state.items()}) for layer in self.layers]
+
+    @staticmethod
+    def _restore_state(copies) -> None:
+        for state, saved in copies:
+            for k, v in saved.items():
+                state[k][...] = v
 
     def zero_grads(self) -> None:
         for layer in self.layers:
@@ -133,8 +154,12 @@ class Sequential:
                 for layer in self.layers if layer.trainable for k, p in layer.params.items()]
 
     def global_grad_norm(self) -> float:
-        """sqrt(sum of squares of every gradient entry), as a Python float."""
-        total = sum((g * g).sum() for _, _, g in self.trainable_variables())
+        """sqrt(sum of squares of every gradient entry), as a Python float.
+
+        Summed in float64: in float32 the squares of entries above ~1e19 overflow
+        to inf and a finite gradient would be reported as non-finite.
+        """
+        total = sum((g.astype("float64") ** 2).sum() for _, _, g in self.trainable_variables())
         return math.sqrt(float(total))
 
     # --- Keras API ----------------------------------------------------------------
@@ -148,16 +173,21 @@ class Sequential:
     def fit(self, x, y, epochs=1, batch_size=32, validation_data=None, shuffle=True, verbose=1) -> History:
         """Train for ``epochs`` passes over (x, y); returns a ``History``.
 
-        x (B, ...) and y (B, ...) are array-likes with the same number of rows;
-        ``validation_data=(x_val, y_val)`` is evaluated after every epoch.
+        x (B, ...) and y (B, ...) are float array-likes with the same number of
+        rows, y shaped like the model's output; ``validation_data=(x_val, y_val)``
+        is evaluated after every epoch. Bad data is refused before training starts.
         A non-finite loss or gradient stops training with ``TrainingError`` and
-        keeps the weights of the last finite step. Ctrl-C stops after the
-        current batch's update, leaving ``model.history`` with the finished epochs.
+        keeps the weights of the last finite step. Ctrl-C stops at once: an update
+        already begun is finished, a step not yet updating is undone (``train_step``),
+        and ``model.history`` holds the finished epochs.
         """
         self._require_compiled("fit")
-        epochs, batch_size = _positive_int(epochs, "epochs"), _positive_int(batch_size, "batch_size")
+        epochs = validation.positive_int(epochs, "epochs")
+        batch_size = validation.positive_int(batch_size, "batch_size")
         x, y = self._prepare(x, y)
-        val = None if validation_data is None else self._prepare(*_pair(validation_data))
+        val = None
+        if validation_data is not None:
+            val = self._prepare(*_pair(validation_data), names=("x_val", "y_val"))
         self.history = history = History()
         n = x.shape[0]
         try:
@@ -200,7 +230,8 @@ class Sequential:
     def evaluate(self, x, y, batch_size=32, verbose=0):
         """Loss (and metrics) on (x, y): a float, or [loss, *metrics] when compiled with metrics."""
         self._require_compiled("evaluate")
-        logs = self._evaluate_arrays(*self._prepare(x, y), _positive_int(batch_size, "batch_size"))
+        batch_size = validation.positive_int(batch_size, "batch_size")
+        logs = self._evaluate_arrays(*self._prepare(x, y), batch_size)
         if verbose:
             print(_format_logs("evaluate", logs))
         values = list(logs.values())
@@ -216,8 +247,8 @@ class Sequential:
 
     def predict(self, x, batch_size=32, training=False, verbose=0):
         """Outputs for x as a NumPy array. ``training=True`` keeps dropout on (MC Dropout)."""
+        batch_size = validation.positive_int(batch_size, "batch_size")
         x = self._prepare(x)[0]
-        batch_size = _positive_int(batch_size, "batch_size")
         outputs = [backend.to_numpy(self.forward(x[s:s + batch_size], training=training))
                    for s in range(0, x.shape[0], batch_size)]
         return numpy.concatenate(outputs, axis=0)
@@ -225,21 +256,70 @@ class Sequential:
     def _metric_values(self, y, y_pred) -> dict:
         return {name: metrics.reduce(fn(y, y_pred)) for name, fn in self.metrics}
 
-    def _prepare(self, x, y=None):
-        """Inputs as backend float arrays; build the model on the first data it sees."""
-        x = backend.asarray(_numeric(x, "x"))
-        if x.ndim == 0 or x.shape[0] == 0:
-            raise ValueError(f"x must hold at least one sample (B >= 1), got shape {tuple(x.shape)}")
-        if not self.built:
-            self.build((None, *x.shape[1:]))
+    def _prepare(self, x, y=None, names=("x", "y")):
+        """Inputs (and targets) as backend float arrays, checked against the model.
+
+        Builds the model (on its declared input shape, or the first data it sees);
+        x must have the rank and feature size D the model was built for, and y the shape of the
+        model's output for x (a (B,) target for a (B, 1) output is accepted, as in Keras).
+        """
+        x_name, y_name = names
+        x = backend.asarray(validation.float_array(x, x_name))
+        validation.check_samples(x, x_name)
+        if not self.built:  # with the declared input shape, else the data's
+            self.build(None if self.input_shape is not None else (None, *x.shape[1:]))
+        self._check_input_shape(x.shape, x_name)
         if y is None:
             return (x,)
-        y = backend.asarray(_numeric(y, "y"))
-        if y.shape[0] != x.shape[0]:
-            raise ValueError(
-                f"x and y must have the same number of samples (B): x has {x.shape[0]}, y has {y.shape[0]}"
-            )
+        y = backend.asarray(validation.float_array(y, y_name))
+        validation.same_samples(x, y, x_name, y_name)
+        self._check_target_shape(x, y.shape, y_name)
         return x, y
+
+    def _check_input_shape(self, shape, what) -> None:
+        """x has the rank and feature size D the model was built for (time steps T may vary)."""
+        expected = self.input_shape if self.input_shape is not None else self.layers[0].input_shape
+        letters = validation.axis_letters(len(expected))
+        if len(shape) != len(expected):
+            hint = (" Add the feature axis with x[..., None]."
+                    if len(shape) + 1 == len(expected) and expected[-1] in (1, None) else "")
+            raise ValueError(
+                f"{what} has shape {validation.shape_str(shape)}, but the model was built for inputs "
+                f"{letters} = {_shape_str(expected)}.{hint}"
+            )
+        if expected[-1] is not None and shape[-1] != expected[-1]:
+            raise ValueError(
+                f"{what} has D={shape[-1]} features (shape {validation.shape_str(shape)}), but the model was "
+                f"built for D={expected[-1]}: inputs {letters} = {_shape_str(expected)}"
+            )
+
+    def _check_target_shape(self, x, y_shape, what) -> None:
+        """y matches the model's output for x (Keras's (B,) target for a (B, 1) output allowed).
+
+        The output shape comes from a forward pass of the first sample in inference
+        mode (no dropout, no random draws), so any layer's real output is what counts.
+        """
+        y_pred = self.forward(x[:1], training=False)
+        if isinstance(y_pred, (list, tuple)):  # the last layer returns states too: the loss sees a list
+            return
+        out = (x.shape[0], *y_pred.shape[1:])
+        squeezed = out[-1] == 1 and tuple(y_shape) == tuple(out[:-1])
+        if tuple(y_shape) == tuple(out) or squeezed:
+            return
+        if len(y_shape) > len(out):
+            hint = ("the model returns one output per sequence: for a target at every time step use "
+                    "return_sequences=True in the last recurrent layer")
+        elif len(y_shape) < len(out):
+            hint = ("the model returns a sequence: for one target per sequence, drop return_sequences=True "
+                    "in the last recurrent layer")
+        elif y_shape[-1] != out[-1]:
+            hint = f"the last layer has {out[-1]} units but each target has {y_shape[-1]} values"
+        else:
+            hint = "check the targets' time axis"
+        raise ValueError(
+            f"targets {what} have shape {validation.shape_str(y_shape)} but the model's output for these "
+            f"inputs has shape {validation.shape_str(out)}: {hint}"
+        )
 
     def _require_compiled(self, what):
         if self.loss is None:
@@ -250,14 +330,26 @@ class Sequential:
         return [w for layer in self.layers for w in layer.get_weights()]
 
     def set_weights(self, weights) -> None:
+        """Load every layer's weights, given in ``get_weights()`` order (Keras's)."""
+        if not self.built:
+            self.build()  # an unknown input shape is a clear error here
         weights = list(weights)
-        expected = sum(len(layer.get_weights()) for layer in self.layers)
-        if len(weights) != expected:
-            raise ValueError(f"set_weights() expected {expected} arrays for this model, got {len(weights)}")
+        counts = [len(layer.get_weights()) for layer in self.layers]
+        if len(weights) != sum(counts):
+            per_layer = ", ".join(f"{layer.name}: {n}" for layer, n in zip(self.layers, counts))
+            raise ValueError(f"set_weights() expected {sum(counts)} arrays for this model "
+                             f"({per_layer}), got {len(weights)}")
         for layer in self.layers:
             k = len(layer.get_weights())
             layer.set_weights(weights[:k])
             weights = weights[k:]
+
+    def save(self, path) -> None:
+        """Save architecture, weights, compile config and optimizer state to one ``.npz``
+        (atomically; see ``tinyrnn.saving``). Read it back with ``tinyrnn.load_model(path)``."""
+        from tinyrnn.saving import save_model  # saving imports this module
+
+        save_model(self, path)
 
     def count_params(self) -> int:
         return sum(layer.count_params() for layer in self.layers)
@@ -320,24 +412,6 @@ def _pair(validation_data):
         raise ValueError("validation_data must be a pair (x_val, y_val)")
     return validation_data
 
-
-def _positive_int(value, what):
-    if isinstance(value, bool) or not isinstance(value, (int, numpy.integer)) or value <= 0:
-        raise ValueError(f"{what} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def _numeric(a, what):
-    """Check that ``a`` holds finite real floats; return it as an array."""
-    arr = a if backend.is_array(a) else numpy.asarray(a)
-    kind = arr.dtype.kind
-    if kind not in "fiu" or kind == "b":
-        raise TypeError(f"{what} must hold real floating-point numbers, got dtype {arr.dtype}")
-    if kind in "iu":
-        raise TypeError(f"{what} has integer dtype {arr.dtype}: convert it with {what}.astype('float32')")
-    if not bool(backend.xp.isfinite(backend.xp.asarray(arr)).all()):
-        raise ValueError(f"{what} contains NaN or Inf values: clean or impute them before training")
-    return arr
 
 
 @contextlib.contextmanager

@@ -27,7 +27,7 @@ from collections import defaultdict
 
 import numpy
 
-from tinyrnn import backend
+from tinyrnn import backend, validation
 
 _name_counters: dict[str, itertools.count] = defaultdict(itertools.count)
 
@@ -77,6 +77,7 @@ class Layer:
 
     # --- running ----------------------------------------------------------
     def __call__(self, x, training: bool = False):
+        x = validation.float_dtype(x, "x")
         if not self.built:
             self.build(tuple(x.shape))
         return self.forward(x, training=training)

@@ -264,6 +264,8 @@ class Conv1D(Layer):
             raise ValueError(f"{self.name}: inputs (B, T, D) = {tuple(shape)}: {err}") from None
 
     def _check_shape(self, shape):
+        if len(shape) == 3 and shape[1] == 0:
+            raise ValueError(f"{self.name}: the input has zero time steps (shape {tuple(shape)})")
         if len(shape) != 3:
             hint = (" For one feature per step add an axis: x[..., None] (shape (B, T, 1))."
                     if len(shape) == 2 else "")

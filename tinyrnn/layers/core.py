@@ -55,6 +55,10 @@ class Dense(Layer):
         return (*input_shape[:-1], self.units)
 
     def forward(self, x, training=False):
+        D = self.params["kernel"].shape[0]
+        if x.shape[-1] != D:
+            raise ValueError(f"{self.name}: built for D={D} input features, got D={x.shape[-1]} "
+                             f"(input shape {tuple(x.shape)})")
         z = x @ self.params["kernel"]
         if self.use_bias:
             z += self.params["bias"]

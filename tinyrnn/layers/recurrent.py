@@ -42,7 +42,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from tinyrnn import activations, backend, initializers
+from tinyrnn import activations, backend, initializers, validation
 from tinyrnn.layers.base import Layer, unique_name
 from tinyrnn.layers.core import _positive_int, _rate, dropout_mask
 from tinyrnn.layers.normalization import layer_norm_backward, layer_norm_forward
@@ -603,11 +603,7 @@ class RNN(Layer):
         return in_mask, rec_mask
 
     def _check_input(self, x):
-        if x.dtype.kind != "f":
-            raise TypeError(
-                f"{self.name}: inputs must be floating point, got dtype {x.dtype}; "
-                "convert with x.astype('float32')"
-            )
+        validation.float_dtype(x, "x")
         if x.ndim != 3:
             raise ValueError(
                 f"{self.name}: recurrent layers expect inputs (B, T, D), got shape {tuple(x.shape)}; "
