@@ -1,0 +1,112 @@
+"""The benchmark command runs end to end and reports what it promises (no timing assertions)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from tinyrnn import bench, seeding
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+CPU_WORKLOADS = ["W1", "W2-gru", "W2-simplernn", "W3", "W4"]
+GPU_WORKLOADS = ["W1-gpu", "W5"]
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+
+
+def run_bench(*args, timeout=120):
+    """``python -m tinyrnn.bench *args`` from the repository root; returns the finished process."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env.pop("TINYRNN_BACKEND", None)  # the CPU workloads on NumPy
+    # One BLAS thread (torch gets --threads 1): on a loaded shared machine, spinning
+    # BLAS and OpenMP threads fighting for the same cores slow a tiny run down 10-40x.
+    env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    return subprocess.run([sys.executable, "-m", "tinyrnn.bench", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_quick_json_times_every_cpu_workload():
+    done = run_bench("--quick", "--json", "--threads", "1")
+    assert done.returncode == 0, done.stderr
+    records = {record["workload"]: record for record in json.loads(done.stdout)}
+    assert list(records) == CPU_WORKLOADS + GPU_WORKLOADS
+    for name in CPU_WORKLOADS:
+        record = records[name]
+        assert not record["skipped"], f"{name}: {record['note']}"
+        assert record["unit"] == "epoch"
+        assert record["tinyrnn_s"] > 0 and len(record["tinyrnn_times"]) == 1  # --quick: one repeat
+        if HAS_TORCH:
+            assert record["torch_s"] > 0, name
+            assert record["ratio"] == pytest.approx(record["tinyrnn_s"] / record["torch_s"])
+        else:
+            assert record["torch_s"] is None and record["note"] == "torch not installed"
+        for key in ("backend", "device", "threads", "torch_version", "numpy_version"):
+            assert key in record, f"{name}: no {key!r}"
+        assert record["backend"] == "numpy" and record["device"] == "cpu" and record["threads"] == 1
+    for name in GPU_WORKLOADS:  # the numpy backend: skipped, saying why
+        assert records[name]["skipped"] and "cupy" in records[name]["note"]
+
+
+def test_table_names_the_machine_and_prints_a_row():
+    done = run_bench("--quick", "--workloads", "w2-simplernn,W1-gpu", "--threads", "1")
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "machine:" in out and "numpy" in out and "1 threads" in out
+    row = next(line for line in out.splitlines() if line.startswith("W2-simplernn"))
+    assert "SimpleRNN(20)" in row and ("x" in row.split()[-1] if HAS_TORCH else "torch not installed" in row)
+    assert any(line.startswith("W1-gpu") and "skipped" in line for line in out.splitlines())
+
+
+def test_memory_option_reports_peak_and_activations():
+    done = run_bench("--memory", "--quick", "--json", "--threads", "1")
+    assert done.returncode == 0, done.stderr
+    (record,) = json.loads(done.stdout)
+    assert record["workload"] == "W3-memory" and record["peak_bytes"] > 0
+    assert record["activation_bytes"] == bench.lstm_activation_bytes(2, 10, 64, 32)
+
+
+def test_unknown_workload_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(["--workloads", "W1,W9"])
+    assert exit_info.value.code == 2
+    assert "W9" in capsys.readouterr().err
+
+
+def test_activation_formula_for_w3():
+    # 2 layers x T=100 x B=64 x (4H gates + c + tanh c + h = 7H, H=256) x 4 bytes
+    assert bench.lstm_activation_bytes(2, 100, 64, 256) == 91_750_400
+
+
+def test_peak_memory_of_a_small_w3_step():
+    state = seeding.get_state()
+    try:
+        memory = bench.peak_memory_w3(batch_size=4, n_steps=5, units=8, n_features=3)
+    finally:
+        seeding.set_state(state)
+    assert memory["activation_bytes"] == 2 * 5 * 4 * 7 * 8 * 4
+    assert memory["peak_bytes"] > 0
+    assert memory["peak_over_activations"] == pytest.approx(memory["peak_bytes"] / memory["activation_bytes"])
+
+
+def test_per_step_timing_runs_on_the_cpu_too():
+    """The GPU workloads' per-step path (skipped on NumPy by the command), exercised on the CPU."""
+    workload = next(w for w in bench.WORKLOADS if w.name == "W1-gpu")
+    X, Y = workload.make_data(True)
+    state = seeding.get_state()
+    try:
+        trainers = [bench.TinyrnnTrainer(workload, X, Y)]
+        if HAS_TORCH:
+            import torch
+
+            with torch.random.fork_rng():
+                trainers.append(bench.TorchTrainer(workload, X, Y, "cpu"))
+        for trainer in trainers:
+            bench.warm_up(trainer, workload)
+            assert bench.time_once(trainer, workload, quick=True) > 0
+    finally:
+        seeding.set_state(state)
