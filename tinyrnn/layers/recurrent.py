@@ -48,9 +48,17 @@ from tinyrnn.layers.core import _positive_int, _rate, dropout_mask
 from tinyrnn.layers.normalization import layer_norm_backward, layer_norm_forward
 
 
-def sum_over_time_and_batch(A, B):
-    """sum_t A[t] B[t]^T for A (T, m, B) and B (T, n, B): one (m, n) matrix product."""
-    return backend.xp.tensordot(A, B, axes=([0, 2], [0, 2]))
+def sum_over_time_and_batch(A, B, pieces=4):
+    """sum_t A[t] B[t]^T for A (T, m, B) and B (T, n, B), an (m, n) matrix.
+
+    Mathematically one matrix product over all T*B columns; it is done in a
+    few slices of time because ``tensordot`` copies its operands into
+    matrix layout, and a copy of all of dZ would be the peak of training memory.
+    """
+    T = A.shape[0]
+    step = -(-T // pieces)  # ceil(T / pieces)
+    return sum(backend.xp.tensordot(A[s:s + step], B[s:s + step], axes=([0, 2], [0, 2]))
+               for s in range(0, T, step))
 
 
 class RNNCell:
@@ -173,8 +181,11 @@ class LSTMCell(RNNCell):
         dz_c = dc * i * g_act'(z_c)  dz_o = dh * g_act(c_t) * s'(z_o)
         dc_{t-1} = dc * f            dh_{t-1} = U dz
     Every factor that multiplies dc or dh above depends only on the forward
-    pass: ``prepare_backward`` computes them for all steps at once (dZ_dc, dZ_dh,
-    dc_dh), and a reverse step is then five array operations.
+    pass: ``prepare_backward`` computes them for all steps at once, in place of
+    the gate activations they come from (tape.S becomes tape.dZ), and a reverse
+    step multiplies step t's factors by dc and dh, again in place, giving dz_t.
+    The tape so holds 7H numbers per step and sequence: i, f, g, o, c_t,
+    g_act(c_t), h_t, which is what BPTT through an LSTM must keep.
     """
 
     gates = 4
@@ -193,10 +204,8 @@ class LSTMCell(RNNCell):
         return b
 
     def prepare(self, tape, T, B, dtype):
-        super().prepare(tape, T, B, dtype)
         xp, H = backend.xp, self.units
-        tape.S = xp.empty((T, 4 * H, B), dtype)       # s(z) of every row block; i, f, o are used
-        tape.G = xp.empty((T, H, B), dtype)           # g = g_act(z_c)
+        tape.S = xp.empty((T, 4 * H, B), dtype)       # row blocks i, f, g, o of every step
         tape.C = xp.zeros((T + 1, H, B), dtype)       # C[t + 1] = c_t, C[0] = c_0 = 0
         tape.TC = xp.empty((T, H, B), dtype)          # g_act(c_t)
 
@@ -204,35 +213,35 @@ class LSTMCell(RNNCell):
         h_prev, c_prev = states
         H, xp = self.units, backend.xp
         z = xw_t + self.params["recurrent_kernel"].T @ h_prev        # (4H, B)
-        S = self.recurrent_activation.forward(z, out=tape.S[t])      # gates, (4H, B)
+        S = self.recurrent_activation.forward(z, out=tape.S[t])      # s(z) for every row block
+        g = self.activation.forward(z[2 * H:3 * H], out=S[2 * H:3 * H])  # the candidate's rows: g_act(z_c)
         i, f, o = S[:H], S[H:2 * H], S[3 * H:]
-        g = self.activation.forward(z[2 * H:3 * H], out=tape.G[t])   # candidate, (H, B)
         c = xp.multiply(f, c_prev, out=tape.C[t + 1])                # c_t = f c_{t-1} + i g
         c += i * g
         tanh_c = self.activation.forward(c, out=tape.TC[t])
         return [xp.multiply(o, tanh_c, out=tape.H[t + 1]), c]        # h_t = o g_act(c_t)
 
     def prepare_backward(self, tape):
-        H, xp = self.units, backend.xp
-        S, g, c_prev, tanh_c = tape.S, tape.G, tape.C[:-1], tape.TC
-        i, f, o = S[:, :H], S[:, H:2 * H], S[:, 3 * H:]
-        ds = self.recurrent_activation.derivative
-        T, B = g.shape[0], g.shape[2]
-        tape.f = f
-        tape.dc_dh = o * self.activation.derivative(tanh_c)           # dc += dh * o g_act'(c_t)
-        tape.dZ_dc = xp.empty((T, 3, H, B), g.dtype)                  # dz_{i,f,c} = dc * these
-        tape.dZ_dc[:, 0] = g * ds(i)                                  # dc/di = g
-        tape.dZ_dc[:, 1] = c_prev * ds(f)                             # dc/df = c_{t-1}
-        tape.dZ_dc[:, 2] = i * self.activation.derivative(g)          # dc/dg = i
-        tape.dZ_dh = tanh_c * ds(o)                                   # dz_o = dh * g_act(c_t) s'(z_o)
+        H, S, tanh_c = self.units, tape.S, tape.TC
+        i, f, g, o = S[:, :H], S[:, H:2 * H], S[:, 2 * H:3 * H], S[:, 3 * H:]
+        ds, dact = self.recurrent_activation.derivative, self.activation.derivative
+        tape.f = f.copy()                             # dc_{t-1} = dc * f in every reverse step
+        tape.dc_dh = o * dact(tanh_c)                 # dc += dh * o g_act'(c_t)
+        dz_c_dc = i * dact(g)                         # dz_c = dc * i g_act'(z_c)
+        i[...] = g * ds(i)                            # dz_i = dc * g s'(z_i)
+        g[...] = dz_c_dc
+        f[...] = tape.C[:-1] * ds(f)                  # dz_f = dc * c_{t-1} s'(z_f)
+        o[...] = tanh_c * ds(o)                       # dz_o = dh * g_act(c_t) s'(z_o)
+        tape.dZ, tape.TC = S, None                    # step t's factors become dz_t in place
 
     def step_backward(self, t, dstates, tape):
         dh, dc_next = dstates
         H, xp = self.units, backend.xp
         dc = dc_next + dh * tape.dc_dh[t]                             # all paths into c_t
-        dz = tape.dZ[t]                                               # (4H, B)
-        xp.multiply(tape.dZ_dc[t], dc, out=dz[:3 * H].reshape(3, H, -1))  # dz_i, dz_f, dz_c
-        xp.multiply(tape.dZ_dh[t], dh, out=dz[3 * H:])                # dz_o
+        dz = tape.dZ[t]                                               # (4H, B): the factors of step t
+        dz_ifc = dz[:3 * H].reshape(3, H, -1)
+        xp.multiply(dz_ifc, dc, out=dz_ifc)                           # dz_i, dz_f, dz_c
+        dz[3 * H:] *= dh                                              # dz_o
         dh_prev = self.params["recurrent_kernel"] @ dz                # (H, B)
         return [dh_prev, dc * tape.f[t]]                              # dc_t/dc_{t-1} = f
 
@@ -277,7 +286,7 @@ class PeepholeLSTMCell(LSTMCell):
         S = tape.S[t]
         i = sig.forward(z[:H] + p_i * c_prev, out=S[:H])
         f = sig.forward(z[H:2 * H] + p_f * c_prev, out=S[H:2 * H])
-        g = self.activation.forward(z[2 * H:3 * H], out=tape.G[t])
+        g = self.activation.forward(z[2 * H:3 * H], out=S[2 * H:3 * H])
         c = xp.multiply(f, c_prev, out=tape.C[t + 1])
         c += i * g
         o = sig.forward(z[3 * H:] + p_o * c, out=S[3 * H:])
@@ -288,10 +297,11 @@ class PeepholeLSTMCell(LSTMCell):
         dh, dc_next = dstates
         H = self.units
         p_i, p_f, p_o = self._peepholes()
-        dz = tape.dZ[t]
-        dz[3 * H:] = tape.dZ_dh[t] * dh                                       # dz_o
+        dz = tape.dZ[t]                                                       # the factors of step t
+        dz[3 * H:] *= dh                                                      # dz_o
         dc = dc_next + dh * tape.dc_dh[t] + dz[3 * H:] * p_o                  # + the o peephole
-        dz[:3 * H] = (tape.dZ_dc[t] * dc).reshape(3 * H, -1)                  # dz_i, dz_f, dz_c
+        dz_ifc = dz[:3 * H].reshape(3, H, -1)
+        dz_ifc *= dc                                                          # dz_i, dz_f, dz_c
         dc_prev = dc * tape.f[t] + dz[:H] * p_i + dz[H:2 * H] * p_f           # + the i, f peepholes
         return [self.params["recurrent_kernel"] @ dz, dc_prev]
 
@@ -579,11 +589,12 @@ class RNN(Layer):
             dstates = cell.step_backward(t, [dH[t], *dstates[1:]], tape)
             if rec_mask is not None:
                 dstates[0] = dstates[0] * rec_mask       # h_{t-1} entered the step as h * m
+        self._hidden_grad_norms = xp.sqrt((dH * dH).sum(axis=(1, 2)))
+        del dH
         cell.accumulate_grads(X, tape)                   # phase 4: weights, all steps at once
         dX = cell.input_grad(tape)                       # phase 4: inputs, (T, D, B)
         if in_mask is not None:
             dX *= in_mask
-        self._hidden_grad_norms = xp.sqrt((dH * dH).sum(axis=(1, 2)))
         return dX.transpose(2, 0, 1)                     # (B, T, D)
 
     @property
