@@ -6,19 +6,20 @@ from tinyrnn import backend, initializers
 from tinyrnn.layers.base import Layer
 
 
-def layer_norm_forward(x, gamma, beta, epsilon):
-    """Normalise over the last axis (F features).
+def layer_norm_forward(x, gamma, beta, epsilon, axis=-1):
+    """Normalise over the feature axis (F features; the last axis by default).
 
     mu = mean_F(x),  var = mean_F((x - mu)^2),  x_hat = (x - mu) / sqrt(var + eps)
     y = gamma * x_hat + beta                 x (..., F) -> y (..., F)
 
     Returns y and the cache (x_hat, 1 / sqrt(var + eps)). ``gamma`` / ``beta``
-    may be None (``scale`` / ``center`` off).
+    may be None (``scale`` / ``center`` off); they must broadcast along ``axis``
+    (e.g. shape (F, 1) for x (F, B) and axis=0, as in the LN-RNN cell).
     """
     xp = backend.xp
-    mu = x.mean(axis=-1, keepdims=True)
+    mu = x.mean(axis=axis, keepdims=True)
     centered = x - mu
-    inv_std = 1.0 / xp.sqrt((centered * centered).mean(axis=-1, keepdims=True) + epsilon)
+    inv_std = 1.0 / xp.sqrt((centered * centered).mean(axis=axis, keepdims=True) + epsilon)
     x_hat = centered * inv_std
     y = x_hat if gamma is None else x_hat * gamma
     if beta is not None:
@@ -26,20 +27,20 @@ def layer_norm_forward(x, gamma, beta, epsilon):
     return y, (x_hat, inv_std)
 
 
-def layer_norm_backward(dy, cache, gamma):
+def layer_norm_backward(dy, cache, gamma, axis=-1):
     """Gradients of ``layer_norm_forward``.
 
     dx_hat = dy * gamma
     dx = (dx_hat - mean_F(dx_hat) - x_hat * mean_F(dx_hat * x_hat)) / sqrt(var + eps)
-    dgamma = sum over all leading axes of dy * x_hat;   dbeta = sum of dy
+    dgamma = sum over all other axes of dy * x_hat;   dbeta = sum of dy
 
-    Returns (dx, dgamma, dbeta), each reduced over every axis but the last.
+    Returns (dx, dgamma, dbeta); dgamma and dbeta are reduced over every axis but ``axis``.
     """
     x_hat, inv_std = cache
     dx_hat = dy if gamma is None else dy * gamma
-    dx = inv_std * (dx_hat - dx_hat.mean(axis=-1, keepdims=True)
-                    - x_hat * (dx_hat * x_hat).mean(axis=-1, keepdims=True))
-    axes = tuple(range(dy.ndim - 1))
+    dx = inv_std * (dx_hat - dx_hat.mean(axis=axis, keepdims=True)
+                    - x_hat * (dx_hat * x_hat).mean(axis=axis, keepdims=True))
+    axes = tuple(a for a in range(dy.ndim) if a != axis % dy.ndim)
     return dx, (dy * x_hat).sum(axis=axes), dy.sum(axis=axes)
 
 

@@ -477,19 +477,22 @@ class LNSimpleRNNCell(RNNCell):
         super().prepare(tape, T, B, dtype)
         tape.ln = [None] * T
 
+    def _gain_and_shift(self):
+        return self.params["gamma"][:, None], self.params["beta"][:, None]       # (H, 1) each
+
     def step_forward(self, t, xw_t, states, tape):
         z = xw_t + self.params["recurrent_kernel"].T @ states[0]                  # (H, B)
-        # layer_norm_forward normalises the last axis: work on the (B, H) view
-        n, tape.ln[t] = layer_norm_forward(z.T, self.params["gamma"], self.params["beta"], self.epsilon)
-        return [self.activation.forward(n.T, out=tape.H[t + 1])]
+        gamma, beta = self._gain_and_shift()
+        n, tape.ln[t] = layer_norm_forward(z, gamma, beta, self.epsilon, axis=0)  # over the H units
+        return [self.activation.forward(n, out=tape.H[t + 1])]
 
     def step_backward(self, t, dstates, tape):
         dn = self.activation.backward(tape.H[t + 1], dstates[0])                   # through f
-        dz, dgamma, dbeta = layer_norm_backward(dn.T, tape.ln[t], self.params["gamma"])  # through LN
+        dz, dgamma, dbeta = layer_norm_backward(dn, tape.ln[t], self._gain_and_shift()[0], axis=0)
         self.grads["gamma"] += dgamma
         self.grads["beta"] += dbeta
-        tape.dZ[t] = dz.T
-        return [self.params["recurrent_kernel"] @ tape.dZ[t]]
+        tape.dZ[t] = dz
+        return [self.params["recurrent_kernel"] @ dz]
 
     def get_config(self):
         return {"units": self.units, "activation": self.activation.name, "epsilon": self.epsilon}
