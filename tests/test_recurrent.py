@@ -355,9 +355,7 @@ def test_inverted_dropout_keeps_the_mean():
 @pytest.mark.parametrize("name", [
     "SimpleRNN",
     "LSTM",
-    pytest.param("GRU(reset_after)", marks=pytest.mark.xfail(strict=True, reason=(
-        "engine bug: RNN applies the recurrent-dropout mask to h_{t-1} for the whole step, so GRU's "
-        "carry z * h_{t-1} sees the dropped state; Keras masks only the recurrent products"))),
+    "GRU(reset_after)",
 ])
 def test_recurrent_dropout_masks_only_the_recurrent_product(name):
     """Keras: ``recurrent_dropout`` drops units "for the linear transformation of the
@@ -452,6 +450,7 @@ class MinimalGatedCell(RNNCell):
     """
 
     gates = 2
+    supports_recurrent_dropout = True  # U reads h_{t-1} through self.recurrent_input
 
     def prepare(self, tape, T, B, dtype):
         super().prepare(tape, T, B, dtype)                          # tape.dZ (T, 2H, B)
@@ -460,7 +459,7 @@ class MinimalGatedCell(RNNCell):
 
     def step_forward(self, t, xw_t, states, tape):
         H, xp, h_prev = self.units, backend.xp, states[0]           # h_prev (H, B)
-        z = xw_t + self.params["recurrent_kernel"].T @ h_prev       # (2H, B)
+        z = xw_t + self.params["recurrent_kernel"].T @ self.recurrent_input(h_prev, tape)  # (2H, B)
         f = tape.F[t]
         f[...] = 1.0 / (1.0 + xp.exp(-z[:H]))
         n = tape.N[t]
@@ -471,11 +470,11 @@ class MinimalGatedCell(RNNCell):
 
     def step_backward(self, t, dstates, tape):
         H, dh = self.units, dstates[0]
-        f, n, h_prev = tape.F[t], tape.N[t], tape.H_prev[t]          # h_{t-1} as the step saw it
+        f, n, h_prev = tape.F[t], tape.N[t], tape.H[t]               # h_{t-1} as the carry saw it
         dz = tape.dZ[t]                                              # (2H, B)
         dz[:H] = dh * (n - h_prev) * f * (1.0 - f)                   # dh/df = n - h_{t-1}; s' = f (1 - f)
         dz[H:] = dh * f * (1.0 - n * n)                              # dh/dn = f; tanh' = 1 - n^2
-        return [dh * (1.0 - f) + self.params["recurrent_kernel"] @ dz]
+        return [dh * (1.0 - f) + self.recurrent_input_grad(self.params["recurrent_kernel"] @ dz, tape)]
 
 
 @pytest.mark.parametrize("options", [
@@ -490,6 +489,14 @@ def test_a_user_written_cell_plugs_into_rnn(options):
     assert [w.shape for w in layer.get_weights()] == [(D, 2 * H), (H, 2 * H), (2 * H,)]
     randomize_params(layer, seed=2)
     gradcheck(layer, inputs(), training=bool(options.get("dropout"))).assert_ok(TOL)
+
+
+def test_recurrent_dropout_needs_a_cell_that_supports_it():
+    class PlainCell(SimpleRNNCell):
+        supports_recurrent_dropout = False
+    with pytest.raises(ValueError, match="recurrent_input"):
+        RNN(PlainCell(H), recurrent_dropout=0.2)
+    RNN(PlainCell(H), dropout=0.2)                                  # input dropout needs nothing
 
 
 def test_rnn_rejects_a_non_cell():

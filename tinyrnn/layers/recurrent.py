@@ -26,7 +26,8 @@ NumPy: every operation of a step works on whole contiguous arrays.
 The tape. ``cell.prepare(tape, T, B, dtype)`` allocates, once per forward
 pass, the arrays a cell fills step by step (gate activations, cell states)
 and reads in backward; the wrapper adds ``tape.H`` (T+1, H, B), where the cell
-writes h_t into ``tape.H[t + 1]`` (h_0 = 0), and ``tape.H_prev`` (h_{t-1} as
+writes h_t into ``tape.H[t + 1]`` (h_0 = 0), ``tape.rec_mask`` (the
+recurrent-dropout mask or None), and ``tape.H_prev`` (h_{t-1} as
 the step saw it, after recurrent dropout). Before BPTT, ``prepare_backward``
 may compute, for all steps at once, the factors of each step's backward that
 depend only on the forward pass (derivatives read from cached outputs), so
@@ -35,7 +36,10 @@ the reverse loop keeps only what truly depends on the gradient flowing back.
 Writing your own cell: subclass ``RNNCell``, set ``gates`` (and
 ``state_size`` for more than one state), write ``step_forward`` and
 ``step_backward`` (see their docstrings), and ``RNN(YourCell(units))``
-unrolls it with dropout, ``return_sequences`` and ``return_state``.
+unrolls it with ``return_sequences``, ``return_state`` and input dropout.
+For recurrent dropout, read h_{t-1} through ``self.recurrent_input(h, tape)``
+where U multiplies it, and pass the gradient of that product back through
+``self.recurrent_input_grad``.
 """
 
 from __future__ import annotations
@@ -73,6 +77,7 @@ class RNNCell:
 
     gates = 1
     state_size = 1  # number of (H, B) states carried between steps; states[0] is h
+    supports_recurrent_dropout = False  # True once U reads h_{t-1} through recurrent_input
     weight_names = ("kernel", "recurrent_kernel", "bias")
 
     def __init__(self, units, activation="tanh", use_bias=True, name=None):
@@ -124,6 +129,17 @@ class RNNCell:
     def prepare_backward(self, tape) -> None:
         """Optional: factors of every step's backward that need only the forward pass."""
 
+    @staticmethod
+    def recurrent_input(h_prev, tape):
+        """h_{t-1} as the recurrent products read it: times the recurrent-dropout
+        mask (``tape.rec_mask``, (H, B)) when one was drawn, as Keras applies it."""
+        return h_prev if tape.rec_mask is None else h_prev * tape.rec_mask
+
+    @staticmethod
+    def recurrent_input_grad(d_input, tape):
+        """The gradient through ``recurrent_input``: times the same mask."""
+        return d_input if tape.rec_mask is None else d_input * tape.rec_mask
+
     def step_backward(self, t, dstates, tape):
         """Reverse of step t: dstates (gradients reaching the new states, each
         (H, B)) -> gradients of the previous states. Writes dL/dz_t into ``tape.dZ[t]``."""
@@ -155,8 +171,11 @@ class SimpleRNNCell(RNNCell):
                dh_{t-1} = U dz_t
     """
 
+    supports_recurrent_dropout = True
+
     def step_forward(self, t, xw_t, states, tape):
-        z = xw_t + self.params["recurrent_kernel"].T @ states[0]     # (H, B)
+        h_in = self.recurrent_input(states[0], tape)                  # h_{t-1}, after recurrent dropout
+        z = xw_t + self.params["recurrent_kernel"].T @ h_in           # (H, B)
         return [self.activation.forward(z, out=tape.H[t + 1])]       # h_t = f(z_t)
 
     def prepare_backward(self, tape):
@@ -164,7 +183,7 @@ class SimpleRNNCell(RNNCell):
 
     def step_backward(self, t, dstates, tape):
         dz = backend.xp.multiply(dstates[0], tape.dh_dz[t], out=tape.dZ[t])  # dL/dz = dL/dh f'(z)
-        return [self.params["recurrent_kernel"] @ dz]                # dz/dh_{t-1} = U^T: (H, B)
+        return [self.recurrent_input_grad(self.params["recurrent_kernel"] @ dz, tape)]  # dz/dh = U^T
 
 
 class LSTMCell(RNNCell):
@@ -187,6 +206,8 @@ class LSTMCell(RNNCell):
     The tape so holds 7H numbers per step and sequence: i, f, g, o, c_t,
     g_act(c_t), h_t, which is what BPTT through an LSTM must keep.
     """
+
+    supports_recurrent_dropout = True
 
     gates = 4
     state_size = 2
@@ -212,7 +233,7 @@ class LSTMCell(RNNCell):
     def step_forward(self, t, xw_t, states, tape):
         h_prev, c_prev = states
         H, xp = self.units, backend.xp
-        z = xw_t + self.params["recurrent_kernel"].T @ h_prev        # (4H, B)
+        z = xw_t + self.params["recurrent_kernel"].T @ self.recurrent_input(h_prev, tape)  # (4H, B)
         S = self.recurrent_activation.forward(z, out=tape.S[t])      # s(z) for every row block
         g = self.activation.forward(z[2 * H:3 * H], out=S[2 * H:3 * H])  # the candidate's rows: g_act(z_c)
         i, f, o = S[:H], S[H:2 * H], S[3 * H:]
@@ -242,7 +263,7 @@ class LSTMCell(RNNCell):
         dz_ifc = dz[:3 * H].reshape(3, H, -1)
         xp.multiply(dz_ifc, dc, out=dz_ifc)                           # dz_i, dz_f, dz_c
         dz[3 * H:] *= dh                                              # dz_o
-        dh_prev = self.params["recurrent_kernel"] @ dz                # (H, B)
+        dh_prev = self.recurrent_input_grad(self.params["recurrent_kernel"] @ dz, tape)  # (H, B)
         return [dh_prev, dc * tape.f[t]]                              # dc_t/dc_{t-1} = f
 
     def get_config(self):
@@ -282,7 +303,7 @@ class PeepholeLSTMCell(LSTMCell):
         h_prev, c_prev = states
         H, xp, sig = self.units, backend.xp, self.recurrent_activation
         p_i, p_f, p_o = self._peepholes()
-        z = xw_t + self.params["recurrent_kernel"].T @ h_prev                 # (4H, B)
+        z = xw_t + self.params["recurrent_kernel"].T @ self.recurrent_input(h_prev, tape)  # (4H, B)
         S = tape.S[t]
         i = sig.forward(z[:H] + p_i * c_prev, out=S[:H])
         f = sig.forward(z[H:2 * H] + p_f * c_prev, out=S[H:2 * H])
@@ -303,7 +324,7 @@ class PeepholeLSTMCell(LSTMCell):
         dz_ifc = dz[:3 * H].reshape(3, H, -1)
         dz_ifc *= dc                                                          # dz_i, dz_f, dz_c
         dc_prev = dc * tape.f[t] + dz[:H] * p_i + dz[H:2 * H] * p_f           # + the i, f peepholes
-        return [self.params["recurrent_kernel"] @ dz, dc_prev]
+        return [self.recurrent_input_grad(self.params["recurrent_kernel"] @ dz, tape), dc_prev]
 
     def accumulate_grads(self, X, tape):
         super().accumulate_grads(X, tape)
@@ -337,6 +358,8 @@ class GRUCell(RNNCell):
     rows are [z, r, rec_h, h] (reset_after) or [z, r, h].
     """
 
+    supports_recurrent_dropout = True
+
     gates = 3
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
@@ -365,8 +388,9 @@ class GRUCell(RNNCell):
     def step_forward(self, t, xw_t, states, tape):
         h_prev, H, xp = states[0], self.units, backend.xp
         U, sig = self.params["recurrent_kernel"], self.recurrent_activation
+        h_in = self.recurrent_input(h_prev, tape)                           # what U multiplies
         if self.reset_after:
-            rec = U.T @ h_prev                                              # (3H, B)
+            rec = U.T @ h_in                                                # (3H, B)
             if self.use_bias:
                 rec += self.params["bias"][1][:, None]
             zr = sig.forward(xw_t[:2 * H] + rec[:2 * H], out=tape.S[t])     # [z; r]
@@ -374,8 +398,8 @@ class GRUCell(RNNCell):
             rec_h[...] = rec[2 * H:]
             n_pre = xw_t[2 * H:] + zr[H:] * rec_h
         else:
-            zr = sig.forward(xw_t[:2 * H] + U[:, :2 * H].T @ h_prev, out=tape.S[t])
-            rh = xp.multiply(zr[H:], h_prev, out=tape.R[t])                 # r * h_{t-1}
+            zr = sig.forward(xw_t[:2 * H] + U[:, :2 * H].T @ h_in, out=tape.S[t])
+            rh = xp.multiply(zr[H:], h_in, out=tape.R[t])                   # r * h_{t-1}
             n_pre = xw_t[2 * H:] + U[:, 2 * H:].T @ rh
         n = self.activation.forward(n_pre, out=tape.N[t])
         z = zr[:H]
@@ -385,7 +409,7 @@ class GRUCell(RNNCell):
         return [h]
 
     def prepare_backward(self, tape):
-        H, xp, S, n, h_prev = self.units, backend.xp, tape.S, tape.N, tape.H_prev
+        H, xp, S, n, h_prev = self.units, backend.xp, tape.S, tape.N, tape.H[:-1]  # the carry's h_{t-1}
         z, r = S[:, :H], S[:, H:]
         ds = self.recurrent_activation.derivative
         dn = (1.0 - z) * self.activation.derivative(n)                      # dz_h = dh * dn
@@ -400,7 +424,7 @@ class GRUCell(RNNCell):
         else:
             tape.dz_z_dh = (h_prev - n) * ds(z)
             tape.dn = dn
-            tape.dr_drh = h_prev * ds(r)
+            tape.dr_drh = tape.H_prev * ds(r)                               # h_{t-1} as U read it
             tape.r = r
 
     def step_backward(self, t, dstates, tape):
@@ -408,13 +432,13 @@ class GRUCell(RNNCell):
         U, dz = self.params["recurrent_kernel"], tape.dZ[t]
         if self.reset_after:
             xp.multiply(tape.dZ_dh[t], dh, out=dz.reshape(4, H, -1))        # every row: dh * factor
-            dh_prev = U @ dz[:3 * H]                                         # through rec = U^T h
+            dh_prev = self.recurrent_input_grad(U @ dz[:3 * H], tape)        # through rec = U^T h
         else:
             xp.multiply(tape.dz_z_dh[t], dh, out=dz[:H])                    # dz_z
             xp.multiply(tape.dn[t], dh, out=dz[2 * H:])                      # dz_h
             d_rh = U[:, 2 * H:] @ dz[2 * H:]                                 # grad of r * h_{t-1}
             xp.multiply(d_rh, tape.dr_drh[t], out=dz[H:2 * H])               # dz_r
-            dh_prev = U[:, :2 * H] @ dz[:2 * H] + d_rh * tape.r[t]
+            dh_prev = self.recurrent_input_grad(U[:, :2 * H] @ dz[:2 * H] + d_rh * tape.r[t], tape)
         dh_prev += dh * tape.z[t]                                            # direct path: dh/dh_{t-1} = z
         return [dh_prev]
 
@@ -462,6 +486,8 @@ class LNSimpleRNNCell(RNNCell):
     Weights (Keras order): kernel, recurrent_kernel, bias, gamma, beta.
     """
 
+    supports_recurrent_dropout = True
+
     weight_names = ("kernel", "recurrent_kernel", "bias", "gamma", "beta")
 
     def __init__(self, units, activation="tanh", epsilon=1e-3, name=None):
@@ -481,7 +507,7 @@ class LNSimpleRNNCell(RNNCell):
         return self.params["gamma"][:, None], self.params["beta"][:, None]       # (H, 1) each
 
     def step_forward(self, t, xw_t, states, tape):
-        z = xw_t + self.params["recurrent_kernel"].T @ states[0]                  # (H, B)
+        z = xw_t + self.params["recurrent_kernel"].T @ self.recurrent_input(states[0], tape)  # (H, B)
         gamma, beta = self._gain_and_shift()
         n, tape.ln[t] = layer_norm_forward(z, gamma, beta, self.epsilon, axis=0)  # over the H units
         return [self.activation.forward(n, out=tape.H[t + 1])]
@@ -492,7 +518,7 @@ class LNSimpleRNNCell(RNNCell):
         self.grads["gamma"] += dgamma
         self.grads["beta"] += dbeta
         tape.dZ[t] = dz
-        return [self.params["recurrent_kernel"] @ dz]
+        return [self.recurrent_input_grad(self.params["recurrent_kernel"] @ dz, tape)]
 
     def get_config(self):
         return {"units": self.units, "activation": self.activation.name, "epsilon": self.epsilon}
@@ -504,12 +530,10 @@ class RNN(Layer):
     Arguments as Keras: ``return_sequences`` (all h_t, else the last),
     ``return_state`` (also return the final states: [y, h_T] or [y, h_T, c_T]),
     ``dropout`` (a mask on the inputs) and ``recurrent_dropout`` (a mask on
-    h_{t-1} as the step reads it), one mask per sequence reused at every time
-    step, inverted scaling, drawn only when ``training``. For SimpleRNN and
-    LSTM this is Keras's recurrent dropout exactly (h_{t-1} enters the step
-    only through U^T h_{t-1}); a GRU step also reads h_{t-1} in its carry
-    z * h_{t-1}, which the mask reaches too, where Keras masks only the
-    recurrent products.
+    h_{t-1} where the recurrent products read it: ``RNNCell.recurrent_input``;
+    a GRU's carry z * h_{t-1} keeps the unmasked state, as in Keras), one mask
+    per sequence reused at every time step, inverted scaling, drawn only when
+    ``training``.
 
     After ``backward``, ``hidden_grad_norms`` (T,) holds ||dL/dh_t|| at each
     step: the gradient reaching the hidden state, for vanishing-gradient plots.
@@ -526,6 +550,12 @@ class RNN(Layer):
         self.return_state = return_state
         self.dropout = _rate(dropout)
         self.recurrent_dropout = _rate(recurrent_dropout)
+        if self.recurrent_dropout and not cell.supports_recurrent_dropout:
+            raise ValueError(
+                f"{type(cell).__name__} does not support recurrent_dropout: read h_{{t-1}} through "
+                "self.recurrent_input(h, tape) where U multiplies it, pass that product's gradient "
+                "through self.recurrent_input_grad, and set supports_recurrent_dropout = True"
+            )
         self.params, self.grads = cell.params, cell.grads
         self.weight_names = cell.weight_names
         self._hidden_grad_norms = None
@@ -555,13 +585,12 @@ class RNN(Layer):
         X = x.transpose(1, 2, 0)                          # (T, D, B): time-major, feature-major
         if in_mask is not None:
             X = X * in_mask
-        tape = SimpleNamespace(H=xp.zeros((T + 1, self.units, B), x.dtype))  # H[t + 1] = h_t
+        tape = SimpleNamespace(H=xp.zeros((T + 1, self.units, B), x.dtype),  # H[t + 1] = h_t
+                               rec_mask=rec_mask)
         cell.prepare(tape, T, B, x.dtype)
         XW = cell.project_inputs(X)                      # phase 1: (T, G, B)
         states = [tape.H[0]] + [xp.zeros((self.units, B), x.dtype) for _ in range(cell.state_size - 1)]
         for t in range(T):                               # phase 2: the recurrence
-            if rec_mask is not None:
-                states[0] = states[0] * rec_mask
             states = cell.step_forward(t, XW[t], states, tape)
         self._remember((X, tape, in_mask, rec_mask))
         y = tape.H[1:].transpose(2, 0, 1) if self.return_sequences else tape.H[T].T
@@ -590,8 +619,6 @@ class RNN(Layer):
             else:
                 dH[t] = dstates[0]
             dstates = cell.step_backward(t, [dH[t], *dstates[1:]], tape)
-            if rec_mask is not None:
-                dstates[0] = dstates[0] * rec_mask       # h_{t-1} entered the step as h * m
         self._hidden_grad_norms = xp.sqrt((dH * dH).sum(axis=(1, 2)))
         del dH
         cell.accumulate_grads(X, tape)                   # phase 4: weights, all steps at once
