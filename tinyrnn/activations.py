@@ -18,6 +18,8 @@ layers keep one buffer per time step); ``derivative(a)`` is f' from the output.
 
 from __future__ import annotations
 
+import contextlib
+
 from tinyrnn import backend
 
 
@@ -83,13 +85,22 @@ class ReLU(Activation):
 
 
 def sigmoid(z, out=None):
-    """The logistic function as 0.5 + 0.5 tanh(z / 2): no overflow for any z."""
+    """The logistic function 1 / (1 + exp(-z)).
+
+    For z below about -88 (float32) exp(-z) overflows to inf and the result is
+    0, within 1e-38 of the true value; that overflow's warning is silenced.
+    """
     xp = backend.xp
-    out = xp.multiply(z, 0.5, out=out)
-    xp.tanh(out, out=out)
-    out *= 0.5
-    out += 0.5
-    return out
+    with _overflow_ignored():
+        out = xp.exp(xp.negative(z, out=out), out=out)
+    out += 1.0
+    return xp.reciprocal(out, out=out)
+
+
+def _overflow_ignored():
+    """numpy.errstate(over="ignore") on NumPy; CuPy never warns."""
+    errstate = getattr(backend.xp, "errstate", None)
+    return errstate(over="ignore") if errstate else contextlib.nullcontext()
 
 
 ACTIVATIONS = {"linear": Linear, None: Linear, "tanh": Tanh, "sigmoid": Sigmoid, "relu": ReLU}

@@ -52,15 +52,17 @@ from tinyrnn.layers.core import _positive_int, _rate, dropout_mask
 from tinyrnn.layers.normalization import layer_norm_backward, layer_norm_forward
 
 
-def sum_over_time_and_batch(A, B, pieces=4):
+def sum_over_time_and_batch(A, B, slice_size=2**20):
     """sum_t A[t] B[t]^T for A (T, m, B) and B (T, n, B), an (m, n) matrix.
 
-    Mathematically one matrix product over all T*B columns; it is done in a
-    few slices of time because ``tensordot`` copies its operands into
-    matrix layout, and a copy of all of dZ would be the peak of training memory.
+    Mathematically one matrix product over all T*B columns. ``tensordot``
+    copies its operands into matrix layout, and for a large layer a copy of
+    all of dZ would be the peak of training memory, so the sum runs over
+    slices of time of at most ``slice_size`` entries of the larger operand
+    (one slice for the course's small layers).
     """
     T = A.shape[0]
-    step = -(-T // pieces)  # ceil(T / pieces)
+    step = max(1, slice_size // max(A[0].size, B[0].size))
     return sum(backend.xp.tensordot(A[s:s + step], B[s:s + step], axes=([0, 2], [0, 2]))
                for s in range(0, T, step))
 
