@@ -358,11 +358,14 @@ class Sequential:
         """Print layers, output shapes and parameter counts as Keras does."""
         if not self.built:
             self.build()
-        line, rule = "_" * 65, "=" * 65
-        rows = [f'Model: "{self.name}"', line, f"{' Layer (type)':<29}{'Output Shape':<26}Param #", rule]
-        for i, (layer, shape) in enumerate(zip(self.layers, self._output_shapes())):
-            label = f" {layer.name} ({type(layer).__name__})"
-            rows.append(f"{label:<29}{_shape_str(shape):<26}{layer.count_params():,}")
+        labels = [f" {layer.name} ({type(layer).__name__})" for layer in self.layers]
+        shapes = [_shape_str(shape) for shape in self._output_shapes()]
+        w1 = max(29, *(len(s) + 2 for s in labels))   # Keras's widths, widened for long names
+        w2 = max(26, *(len(s) + 2 for s in shapes))
+        line, rule = "_" * (w1 + w2 + 10), "=" * (w1 + w2 + 10)
+        rows = [f'Model: "{self.name}"', line, f"{' Layer (type)':<{w1}}{'Output Shape':<{w2}}Param #", rule]
+        for i, (layer, label, shape) in enumerate(zip(self.layers, labels, shapes)):
+            rows.append(f"{label:<{w1}}{shape:<{w2}}{layer.count_params():,}")
             rows.append(rule if i == len(self.layers) - 1 else "")
         trainable = sum(int(numpy.prod(p.shape)) for _, p, _ in self.trainable_variables())
         total = self.count_params()
