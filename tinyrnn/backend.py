@@ -14,7 +14,9 @@ float32 for training (the default), float64 for gradient checks.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
+import pathlib
 
 import numpy
 
@@ -110,6 +112,57 @@ def to_numpy(a) -> numpy.ndarray:
 def is_array(a) -> bool:
     """True for a NumPy array or an array of the current backend."""
     return isinstance(a, (numpy.ndarray, xp.ndarray))
+
+
+
+# --- NumPy's BLAS threads (OpenBLAS, as NumPy's wheels ship it) ----------------------------
+def _openblas_libraries() -> list:
+    """The OpenBLAS libraries this process has loaded (Linux; [] elsewhere)."""
+    try:
+        maps = pathlib.Path("/proc/self/maps").read_text()
+    except OSError:
+        return []
+    paths = sorted({line.split()[-1] for line in maps.splitlines()
+                    if "openblas" in line.lower() and line.split()[-1].startswith("/")})
+    return [ctypes.CDLL(path) for path in paths]
+
+
+def _openblas_function(library, action: str):
+    """OpenBLAS's ``openblas_{action}_num_threads``, under any of the names its builds export."""
+    for name in (f"openblas_{action}_num_threads", f"openblas_{action}_num_threads64_",
+                 f"scipy_openblas_{action}_num_threads64_", f"scipy_openblas_{action}_num_threads"):
+        function = getattr(library, name, None)
+        if function is not None:
+            return function
+    return None
+
+
+def limit_blas_threads(n: int) -> bool:
+    """Let NumPy's OpenBLAS use ``n`` threads; False where that cannot be done here
+    (not Linux, or NumPy not on OpenBLAS: set OPENBLAS_NUM_THREADS / OMP_NUM_THREADS
+    before Python starts instead).
+
+    Why the chapter and the benchmark use 1: the course's matrices are small
+    (B=32, H=20) and the recurrence is sequential, so a BLAS thread pool only
+    adds synchronisation, and on a busy machine its spinning threads made
+    training 5-15x slower.
+    """
+    done = False
+    for library in _openblas_libraries():
+        setter = _openblas_function(library, "set")
+        if setter is not None:
+            setter(int(n))
+            done = True
+    return done
+
+
+def blas_threads() -> int | None:
+    """How many threads NumPy's OpenBLAS uses (None if unknown)."""
+    for library in _openblas_libraries():
+        getter = _openblas_function(library, "get")
+        if getter is not None:
+            return int(getter())
+    return None
 
 
 if os.environ.get("TINYRNN_BACKEND"):

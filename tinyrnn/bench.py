@@ -54,7 +54,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
 import json
 import os
@@ -497,25 +496,16 @@ def machine_info(threads: int) -> dict:
     }
 
 
-def limit_threads(threads: int, explicit: bool):
-    """Give PyTorch ``threads`` threads; NumPy's BLAS too where threadpoolctl can (else a note).
-
-    Returns a context manager holding NumPy's limit (a no-op when nothing to limit).
-    """
+def limit_threads(threads: int, blas_threads: int):
+    """Give PyTorch ``threads`` threads and NumPy's BLAS ``blas_threads`` (each at its best on
+    the course's small models: PyTorch's fused kernels use every core, tinyrnn's small matrix
+    products run fastest on one BLAS thread, as ``python -m tinyrnn chapter`` runs them)."""
     torch = import_torch()
     if torch is not None:
         torch.set_num_threads(threads)
-    if not explicit:
-        return contextlib.nullcontext()
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        if any(os.environ.get(v) for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")):
-            return contextlib.nullcontext()  # the environment already limits NumPy's BLAS
-        print(f"note: NumPy's BLAS threads are not limited to {threads} (install threadpoolctl, or set "
-              "OMP_NUM_THREADS / OPENBLAS_NUM_THREADS before starting Python)", file=sys.stderr)
-        return contextlib.nullcontext()
-    return threadpool_limits(threads)
+    if blas_threads > 0 and not backend.limit_blas_threads(blas_threads):
+        print(f"note: NumPy's BLAS threads could not be set to {blas_threads}: set OPENBLAS_NUM_THREADS "
+              "before starting Python", file=sys.stderr)
 
 
 # --- output ------------------------------------------------------------------------------------
@@ -573,7 +563,10 @@ def parse_args(argv) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=None,
                         help="timed epochs per side, median reported (default 3; 1 with --quick)")
     parser.add_argument("--threads", type=int, default=None,
-                        help="threads for PyTorch (and NumPy's BLAS, with threadpoolctl); default: all CPUs")
+                        help="threads for PyTorch; default: all CPUs")
+    parser.add_argument("--blas-threads", type=int, default=1,
+                        help="threads for NumPy's BLAS under tinyrnn (default 1, as the chapter runs; "
+                             "0 leaves BLAS as it is)")
     parser.add_argument("--backend", choices=("numpy", "cupy"), default=None,
                         help="tinyrnn's backend (default: the current one, TINYRNN_BACKEND or numpy)")
     parser.add_argument("--json", action="store_true", help="print a JSON list of results instead of a table")
@@ -590,7 +583,7 @@ def parse_args(argv) -> argparse.Namespace:
     args.workloads = [by_lower[name.lower()] for name in chosen]
     if args.repeats is None:
         args.repeats = 1 if args.quick else 3
-    if args.repeats < 1 or (args.threads is not None and args.threads < 1):
+    if args.repeats < 1 or (args.threads is not None and args.threads < 1) or args.blas_threads < 0:
         parser.error("--repeats and --threads must be positive integers")
     return args
 
@@ -601,10 +594,10 @@ def main(argv=None) -> int:
     if args.backend:
         backend.set_backend(args.backend)
     threads = args.threads or os.cpu_count()
-    with limit_threads(threads, explicit=args.threads is not None):
-        if args.memory:
-            return report_memory(args, threads)
-        return report_timings(args, threads)
+    limit_threads(threads, args.blas_threads)
+    if args.memory:
+        return report_memory(args, threads)
+    return report_timings(args, threads)
 
 
 def report_memory(args, threads: int) -> int:

@@ -26,7 +26,6 @@ so an experiment gives the same figure alone (``--only``) as in the full run.
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
 import datetime
 import json
@@ -41,6 +40,7 @@ from collections.abc import Callable
 import numpy
 
 from tinyrnn import backend, data, seeding
+from tinyrnn.backend import blas_threads, limit_blas_threads  # noqa: F401  (tutorials import it from here)
 from tinyrnn.forecast import iterative_forecast, mc_dropout, naive_forecast
 from tinyrnn.layers import (
     GRU,
@@ -576,54 +576,6 @@ def _call_repr(names, epochs, quick, out, seed) -> str:
 
 
 # --- BLAS threads ------------------------------------------------------------------------------
-def _openblas_libraries() -> list:
-    """The OpenBLAS libraries this process has loaded (Linux; [] elsewhere)."""
-    try:
-        maps = pathlib.Path("/proc/self/maps").read_text()
-    except OSError:
-        return []
-    paths = sorted({line.split()[-1] for line in maps.splitlines()
-                    if "openblas" in line.lower() and line.split()[-1].startswith("/")})
-    return [ctypes.CDLL(path) for path in paths]
-
-
-def _openblas_function(library, action: str):
-    """OpenBLAS's ``openblas_{action}_num_threads``, under any of the names its builds export."""
-    for name in (f"openblas_{action}_num_threads", f"openblas_{action}_num_threads64_",
-                 f"scipy_openblas_{action}_num_threads64_", f"scipy_openblas_{action}_num_threads"):
-        function = getattr(library, name, None)
-        if function is not None:
-            return function
-    return None
-
-
-def limit_blas_threads(n: int) -> bool:
-    """Let NumPy's OpenBLAS use ``n`` threads; False where that cannot be done here
-    (not Linux, or NumPy not on OpenBLAS: set OPENBLAS_NUM_THREADS / OMP_NUM_THREADS
-    before Python starts instead).
-
-    Why the chapter uses 1: its matrices are small (B=32, H=20) and the recurrence
-    is sequential, so a BLAS thread pool only adds synchronisation, and on a busy
-    machine its spinning threads made training 5-15x slower.
-    """
-    done = False
-    for library in _openblas_libraries():
-        setter = _openblas_function(library, "set")
-        if setter is not None:
-            setter(int(n))
-            done = True
-    return done
-
-
-def blas_threads() -> int | None:
-    """How many threads NumPy's OpenBLAS uses (None if unknown)."""
-    for library in _openblas_libraries():
-        getter = _openblas_function(library, "get")
-        if getter is not None:
-            return int(getter())
-    return None
-
-
 # --- table and report ---------------------------------------------------------------------------
 def _fmt(value, spec=".6f", missing="-") -> str:
     return missing if value is None or (isinstance(value, float) and not math.isfinite(value)) \

@@ -87,18 +87,22 @@ print("XW", XW.shape)
 # sequence batch: `tape.H[t + 1]` holds h_t (with h_0 = 0 in `tape.H[0]`) and
 # `tape.dZ` will receive the pre-activation gradients. A SimpleRNN cell needs
 # nothing else, because $\tanh'(z_t) = 1 - h_t^2$ can be read from the output:
-# backward never recomputes the forward.
+# backward never recomputes the forward. The layer also puts its
+# recurrent-dropout mask on the tape, `tape.rec_mask`: the cell multiplies
+# $h_{t-1}$ by it where $U$ reads it (`self.recurrent_input`). Here there is
+# no dropout, so it is `None`.
 #
 # `step_forward(t, xw_t, states, tape)` adds $U^\top h_{t-1}$, applies tanh,
 # writes h_t into the tape and returns the new states.
 #
-# Expect the tape to hold H (6, 4, 2) and dZ (5, 4, 2), then five lines, each
-# h_t (4, 2) with values in (-1, 1).
+# Expect the tape to hold H (6, 4, 2), rec_mask None and dZ (5, 4, 2), then
+# five lines, each h_t (4, 2) with values in (-1, 1).
 
 # %%
-tape = SimpleNamespace(H=numpy.zeros((T + 1, H, B)))   # H[t + 1] = h_t; H[0] = h_0 = 0
+tape = SimpleNamespace(H=numpy.zeros((T + 1, H, B)),   # H[t + 1] = h_t; H[0] = h_0 = 0
+                       rec_mask=None)                  # no recurrent dropout
 cell.prepare(tape, T, B, x.dtype)                      # the cell's own buffers: here dZ only
-print({name: array.shape for name, array in vars(tape).items()})
+print({name: getattr(value, "shape", value) for name, value in vars(tape).items()})
 states = [tape.H[0]]
 for t in range(T):
     states = cell.step_forward(t, XW[t], states, tape)
@@ -118,19 +122,19 @@ print("max |our h_t - layer's h_t| =", numpy.abs(tape.H[1:].transpose(2, 0, 1) -
 # Other cells keep more on their tape. An LSTM step keeps the activations of
 # its four gate blocks i, f, g, o (S, (T, 4H, B)), its cell states
 # (C, (T + 1, H, B), with c_0 = 0) and tanh(c_t) (TC, (T, H, B)), beside H.
-# Expect H (6, 4, 2), S (5, 16, 2), C (6, 4, 2), TC (5, 4, 2) (and possibly
-# other buffers the cell allocates for its backward pass):
+# Expect H (6, 4, 2), rec_mask None, S (5, 16, 2), C (6, 4, 2), TC (5, 4, 2)
+# (and possibly other buffers the cell allocates for its backward pass):
 
 # %%
 from tinyrnn.layers import LSTMCell  # noqa: E402  (imported here, where it is first needed)
 
 lstm_cell = LSTMCell(H)
 lstm_cell.build(D)
-lstm_tape = SimpleNamespace(H=numpy.zeros((T + 1, H, B)))
+lstm_tape = SimpleNamespace(H=numpy.zeros((T + 1, H, B)), rec_mask=None)
 lstm_cell.prepare(lstm_tape, T, B, x.dtype)
 lstm_xw = lstm_cell.project_inputs(X)                      # (T, 4H, B): gates i, f, c, o
 lstm_cell.step_forward(0, lstm_xw[0], [lstm_tape.H[0], numpy.zeros((H, B))], lstm_tape)
-print({name: array.shape for name, array in vars(lstm_tape).items()})
+print({name: getattr(value, "shape", value) for name, value in vars(lstm_tape).items()})
 
 # %% [markdown]
 # ## Phase 3: backpropagation through time, step by step
@@ -148,14 +152,15 @@ print({name: array.shape for name, array in vars(lstm_tape).items()})
 # Before the loop, `prepare_backward` computes $1 - h_t^2$ for all steps at
 # once (it depends on the forward pass only). Then `step_backward(t, [dh_t],
 # tape)` writes dz_t into `tape.dZ[t]` and returns the gradient for
-# $h_{t-1}$, $U\,dz_t$.
+# $h_{t-1}$, $U\,dz_t$ (passed through `self.recurrent_input_grad`, which
+# multiplies it by the recurrent-dropout mask when there is one).
 #
 # Expect five lines, t = 4 down to 0, each dh_t and dz_t (4, 2).
 
 # %%
 G = rng.normal(size=(B, T, H))        # dL/dY, (B, T, H)
 dY = G.transpose(1, 2, 0)             # (T, H, B)
-tape.H_prev = tape.H[:-1]             # h_{t-1} as each step saw it (no dropout here)
+tape.H_prev = tape.H[:-1]             # h_{t-1} as U read it (no recurrent dropout here)
 cell.prepare_backward(tape)           # tape.dh_dz = 1 - h_t^2 for every t, (T, H, B)
 dh_from_later = numpy.zeros((H, B))   # nothing comes back from after the last step
 for t in reversed(range(T)):
@@ -230,7 +235,7 @@ class ForgetfulCell(SimpleRNNCell):
     def step_backward(self, t, dstates, tape):
         dz = tape.dZ[t]
         dz[...] = dstates[0]                   # BUG: should be dstates[0] * tape.dh_dz[t], i.e. * (1 - h_t^2)
-        return [self.params["recurrent_kernel"] @ dz]
+        return [self.recurrent_input_grad(self.params["recurrent_kernel"] @ dz, tape)]
 
 
 def broken_layer(cell_class):
@@ -270,7 +275,7 @@ class TransposeForgottenCell(SimpleRNNCell):
     def step_backward(self, t, dstates, tape):
         dz = tape.dZ[t]
         dz[...] = dstates[0] * tape.dh_dz[t]
-        return [self.params["recurrent_kernel"].T @ dz]    # BUG: should be recurrent_kernel @ dz
+        return [self.recurrent_input_grad(self.params["recurrent_kernel"].T @ dz, tape)]  # BUG: U^T, not U
 
 
 report = gradcheck(broken_layer(TransposeForgottenCell), x)

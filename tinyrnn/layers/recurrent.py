@@ -28,7 +28,7 @@ pass, the arrays a cell fills step by step (gate activations, cell states)
 and reads in backward; the wrapper adds ``tape.H`` (T+1, H, B), where the cell
 writes h_t into ``tape.H[t + 1]`` (h_0 = 0), ``tape.rec_mask`` (the
 recurrent-dropout mask or None), and ``tape.H_prev`` (h_{t-1} as
-the step saw it, after recurrent dropout). Before BPTT, ``prepare_backward``
+the recurrent products read it, times the mask under recurrent dropout). Before BPTT, ``prepare_backward``
 may compute, for all steps at once, the factors of each step's backward that
 depend only on the forward pass (derivatives read from cached outputs), so
 the reverse loop keeps only what truly depends on the gradient flowing back.
