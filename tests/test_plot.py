@@ -87,3 +87,35 @@ def test_figures_do_not_pile_up_in_pyplot(tmp_path):
     fig.savefig(tmp_path / "series.png")
     assert len(pyplot.get_fignums()) == before
     assert (tmp_path / "series.png").stat().st_size > 1000
+
+
+def test_show_saves_a_png_only_when_asked(tmp_path, monkeypatch):
+    fig = plot.plot_series(rng.normal(size=T))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TINYRNN_TUTORIAL_OUT", raising=False)
+    assert plot.show(fig, "series") is None
+    assert list(tmp_path.iterdir()) == []  # a script without TINYRNN_TUTORIAL_OUT writes nothing
+
+    figures = tmp_path / "figures"
+    monkeypatch.setenv("TINYRNN_TUTORIAL_OUT", str(figures))
+    plot.show(fig, "01_series")
+    plot.show(fig)
+    saved = sorted(p.name for p in figures.iterdir())
+    assert saved[0] == "01_series.png" and saved[1].startswith("figure_") and len(saved) == 2
+    assert (figures / "01_series.png").stat().st_size > 1000
+
+
+def test_show_displays_inline_in_a_jupyter_kernel(tmp_path, monkeypatch):
+    """In a kernel the figure goes to IPython's display, never to a file."""
+    import sys
+    import types
+
+    displayed = []
+    shell = types.SimpleNamespace(kernel=object())
+    monkeypatch.setitem(sys.modules, "IPython", types.SimpleNamespace(get_ipython=lambda: shell))
+    monkeypatch.setitem(sys.modules, "IPython.display", types.SimpleNamespace(display=displayed.append))
+    monkeypatch.setenv("TINYRNN_TUTORIAL_OUT", str(tmp_path))
+    fig = plot.plot_series(rng.normal(size=T))
+    plot.show(fig, "series")
+    assert displayed == [fig]
+    assert list(tmp_path.iterdir()) == []

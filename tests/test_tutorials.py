@@ -88,9 +88,13 @@ def test_tutorial_runs_at_the_course_sizes(path, tmp_path):
 
 
 def test_a_script_saves_no_figure_unless_asked(tmp_path):
-    """Without TINYRNN_TUTORIAL_OUT a tutorial draws its figures and writes nothing anywhere."""
+    """Without TINYRNN_TUTORIAL_OUT a tutorial draws its figures and writes nothing anywhere;
+    without a display or MPLBACKEND either, as on a server: matplotlib finds a backend itself."""
+    env = quick_env(None)
+    for name in ("MPLBACKEND", "DISPLAY", "WAYLAND_DISPLAY"):
+        env.pop(name, None)
     before = set(tmp_path.iterdir())
-    result = subprocess.run([sys.executable, str(TUTORIALS[0])], cwd=tmp_path, env=quick_env(None),
+    result = subprocess.run([sys.executable, str(TUTORIALS[0])], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=TIMEOUT_S)
     assert result.returncode == 0, result.stderr[-3000:]
     assert set(tmp_path.iterdir()) == before

@@ -2,11 +2,13 @@
 
 Each function draws one figure and returns it without showing it: in Jupyter
 leave the figure as a cell's last value to display it, in a script save it
-with ``fig.savefig("name.png")``. Figures are closed in pyplot's registry
-before they are returned, so a loop that makes many figures keeps no memory
-and Jupyter shows each figure once. Without a display (a server, CI) the Agg
-backend is chosen, unless you picked a backend yourself. Every function also
-takes ``ax=`` to draw into an Axes you already have (a grid of panels).
+with ``fig.savefig("name.png")``; or hand it to ``show(fig, name)``, which
+does whichever fits where it runs (the tutorials use it). Figures are closed
+in pyplot's registry before they are returned, so a loop that makes many
+figures keeps no memory and Jupyter shows each figure once. Without a
+display (a server, CI) the Agg backend is chosen, unless you picked a backend
+yourself. Every function also takes ``ax=`` to draw into an Axes you already
+have (a grid of panels).
 
 Series plots follow the course's notebook: the inputs as a blue line with
 dots, the true future values as red circles, the forecasts as crosses.
@@ -15,7 +17,9 @@ Shapes: T input steps, n_ahead forecast steps, B series.
 
 from __future__ import annotations
 
+import itertools
 import os
+import pathlib
 import sys
 
 import matplotlib
@@ -28,6 +32,8 @@ if ("matplotlib.pyplot" not in sys.modules and "MPLBACKEND" not in os.environ
     matplotlib.use("Agg")  # no display: render to files only
 
 from matplotlib import pyplot  # noqa: E402  (after the backend is chosen)
+
+_unnamed_figures = itertools.count(1)  # show()'s file names for figures without a name
 
 
 def _new_figure(nrows=1, ncols=1, figsize=(7, 4), **kwargs):
@@ -148,11 +154,18 @@ def plot_learning_curves_grid(histories: dict, ncols: int = 4):
     return fig
 
 
+class _PlainLogFormatter(LogFormatter):
+    """Two significant digits (0.11, 0.2, 1e-06), also when the axis spans less than a decade."""
+
+    def _num_to_string(self, x, vmin, vmax):
+        return f"{x:.2g}"
+
+
 def _log_y_axis(ax):
     """Log scale with plain tick labels (0.02, 1e-06): cheaper to draw than LaTeX powers."""
     ax.set_yscale("log")
-    ax.yaxis.set_major_formatter(LogFormatter(labelOnlyBase=False))
-    ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(1, 0.5)))
+    ax.yaxis.set_major_formatter(_PlainLogFormatter(labelOnlyBase=False))
+    ax.yaxis.set_minor_formatter(_PlainLogFormatter(labelOnlyBase=False, minor_thresholds=(1, 0.5)))
     ax.grid(True, which="both", alpha=0.3)
 
 
@@ -232,3 +245,33 @@ def plot_gradient_norms(norms: dict, title="Gradient reaching the hidden state, 
     if title:
         ax.set_title(title)
     return fig
+
+
+def show(fig, name=None) -> None:
+    """Show a figure where it can be seen: inline in Jupyter, as a PNG file from a script.
+
+    - In a Jupyter kernel: displayed inline, once (``IPython.display.display``).
+    - Otherwise, when the environment variable ``TINYRNN_TUTORIAL_OUT`` names a
+      folder: saved there as ``<name>.png`` (80 dpi; the folder is created if
+      needed). Without a name, ``figure_1.png``, ``figure_2.png``, ...
+    - Otherwise (a script, nobody asked for files): nothing at all.
+
+    It never calls ``pyplot.show()``: that would block a script on a desktop
+    and do nothing without a display, and the figures of this module are not
+    in pyplot's registry anyway. Returns None, so ``show(fig)`` as a cell's
+    last line displays the figure once, not twice. (A figure of your own from
+    ``pyplot.subplots`` should be closed first, ``pyplot.close(fig)``, or
+    Jupyter shows it a second time at the end of the cell.)
+    """
+    ipython = sys.modules.get("IPython")  # imported already in a kernel; never imported here for a script
+    shell = ipython.get_ipython() if ipython is not None else None
+    if getattr(shell, "kernel", None) is not None:
+        from IPython.display import display
+        display(fig)
+        return
+    folder = os.environ.get("TINYRNN_TUTORIAL_OUT")
+    if folder:
+        name = name if name is not None else f"figure_{next(_unnamed_figures)}"
+        path = pathlib.Path(folder) / f"{name}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=80)

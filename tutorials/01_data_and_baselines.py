@@ -23,10 +23,9 @@
 
 # %%
 import os
-import sys
 
-import matplotlib
 import numpy
+from matplotlib import pyplot
 
 import tinyrnn
 from tinyrnn import Sequential, plot
@@ -34,25 +33,13 @@ from tinyrnn.chapter import limit_blas_threads
 from tinyrnn.data import course_split_sizes, generate_time_series, one_step_ahead, split
 from tinyrnn.forecast import naive_forecast
 from tinyrnn.layers import Dense, Flatten
+from tinyrnn.plot import show  # inline in Jupyter; a PNG in $TINYRNN_TUTORIAL_OUT
 
-IN_JUPYTER = "ipykernel" in sys.modules
-if not IN_JUPYTER:
-    matplotlib.use("Agg")  # as a script: draw off screen, show nothing
 limit_blas_threads(1)  # small matrices train fastest on one BLAS thread (see tutorial 11)
 QUICK = os.environ.get("TINYRNN_QUICK") == "1"        # set by the tests: small data, few epochs
-FIGURES = os.environ.get("TINYRNN_TUTORIAL_OUT")      # a folder to save the figures in (optional)
 N_SERIES = 300 if QUICK else 10000                    # the course: 10000 series
 EPOCHS = 2 if QUICK else 20                           # the course: 20 epochs
 tinyrnn.set_random_seed(42)
-
-
-def show(fig, name):
-    """Inline in Jupyter; as a script, saved as PNG only when TINYRNN_TUTORIAL_OUT names a folder."""
-    if IN_JUPYTER:
-        from IPython.display import display
-        display(fig)
-    elif FIGURES:
-        fig.savefig(os.path.join(FIGURES, f"01_{name}.png"), dpi=80)
 
 
 # %% [markdown]
@@ -99,12 +86,12 @@ print("test ", X_test.shape, y_test.shape)
 # value to forecast as a red circle at t = 50.
 
 # %%
-fig, axes = matplotlib.pyplot.subplots(1, 3, figsize=(12, 3.5), sharey=True)
-matplotlib.pyplot.close(fig)  # we show it ourselves
+fig, axes = pyplot.subplots(1, 3, figsize=(12, 3.5), sharey=True)
+pyplot.close(fig)  # we show it ourselves
 for i, ax in enumerate(axes):
     plot.plot_series(X_valid[i], y_true=y_valid[i], ax=ax, y_label="$x(t)$" if i == 0 else None)
 fig.tight_layout()
-show(fig, "series")
+show(fig, "01_series")
 
 # %% [markdown]
 # ## Baseline 1: the naive forecast
@@ -125,7 +112,7 @@ print(f"naive forecast, validation MSE: {naive_mse:.6f}")
 # the red circle.
 
 # %%
-show(plot.plot_series(X_valid[0], y_true=y_valid[0], y_pred=y_naive[0], title="naive forecast"), "naive")
+show(plot.plot_series(X_valid[0], y_true=y_valid[0], y_pred=y_naive[0], title="naive forecast"), "01_naive")
 
 # %% [markdown]
 # ## Baseline 2: a linear model
@@ -152,7 +139,7 @@ print(f"linear model, validation MSE: {linear_mse:.6f}  ({naive_mse / linear_mse
 # training curve (51 weights cannot overfit 7000 series).
 
 # %%
-show(plot.plot_learning_curves(history, title="Flatten + Dense(1)"), "learning_curves")
+show(plot.plot_learning_curves(history, title="Flatten + Dense(1)"), "01_learning_curves")
 
 # %% [markdown]
 # The linear model's forecast for the same series as above. Expect the cross
@@ -160,7 +147,7 @@ show(plot.plot_learning_curves(history, title="Flatten + Dense(1)"), "learning_c
 
 # %%
 y_linear = linear.predict(X_valid[:1])
-show(plot.plot_series(X_valid[0], y_true=y_valid[0], y_pred=y_linear[0], title="linear model"), "linear")
+show(plot.plot_series(X_valid[0], y_true=y_valid[0], y_pred=y_linear[0], title="linear model"), "01_linear")
 
 # %% [markdown]
 # ## What to remember

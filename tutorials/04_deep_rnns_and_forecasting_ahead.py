@@ -25,9 +25,7 @@
 
 # %%
 import os
-import sys
 
-import matplotlib
 import numpy
 
 import tinyrnn
@@ -37,24 +35,12 @@ from tinyrnn.data import load_course_data
 from tinyrnn.forecast import iterative_forecast, naive_forecast
 from tinyrnn.layers import Dense, Flatten, SimpleRNN
 from tinyrnn.optimizers import Adam
+from tinyrnn.plot import show  # inline in Jupyter; a PNG in $TINYRNN_TUTORIAL_OUT
 
-IN_JUPYTER = "ipykernel" in sys.modules
-if not IN_JUPYTER:
-    matplotlib.use("Agg")  # as a script: draw off screen, show nothing
 limit_blas_threads(1)  # small matrices train fastest on one BLAS thread (see tutorial 11)
 QUICK = os.environ.get("TINYRNN_QUICK") == "1"        # set by the tests: small data, few epochs
-FIGURES = os.environ.get("TINYRNN_TUTORIAL_OUT")      # a folder to save the figures in (optional)
 N_SERIES = 300 if QUICK else 10000                    # the course: 10000 series
 EPOCHS = 2 if QUICK else 20                           # the course: 20 epochs
-
-
-def show(fig, name):
-    """Inline in Jupyter; as a script, saved as PNG only when TINYRNN_TUTORIAL_OUT names a folder."""
-    if IN_JUPYTER:
-        from IPython.display import display
-        display(fig)
-    elif FIGURES:
-        fig.savefig(os.path.join(FIGURES, f"04_{name}.png"), dpi=80)
 
 
 def mse(y_true, y_pred):
@@ -133,7 +119,7 @@ deep_rnn_dense = Sequential([
 ])
 history = train(deep_rnn_dense, one_step)
 print(f"deep RNN with Dense(1), validation MSE: {history.history['val_loss'][-1]:.6f}")
-show(plot.plot_learning_curves(history, title="SimpleRNN(20) x 2 + Dense(1)"), "learning_curves")
+show(plot.plot_learning_curves(history, title="SimpleRNN(20) x 2 + Dense(1)"), "04_learning_curves")
 
 # %% [markdown]
 # ## Forecasting ten steps ahead
@@ -176,7 +162,7 @@ print(f"iterative deep RNN, 10 steps: {mse(Y10_valid, Y10_iterative):.6f}")
 
 # %%
 show(plot.plot_multiple_forecasts(X10_valid, Y10_valid, Y10_iterative, title="iterative forecast"),
-     "iterative")
+     "04_iterative")
 
 # %% [markdown]
 # ### Sequence to vector: all ten at once
@@ -199,7 +185,7 @@ Y10_seq2vec = seq2vec.predict(X10_valid)
 print("forecasts", Y10_seq2vec.shape)
 print(f"seq-to-vector Dense(10), 10 steps: {history.history['val_loss'][-1]:.6f}")
 show(plot.plot_multiple_forecasts(X10_valid, Y10_valid, Y10_seq2vec, title="sequence to vector, Dense(10)"),
-     "seq2vec")
+     "04_seq2vec")
 
 # %% [markdown]
 # ## What to remember

@@ -22,9 +22,7 @@
 
 # %%
 import os
-import sys
 
-import matplotlib
 import numpy
 
 import tinyrnn
@@ -33,25 +31,13 @@ from tinyrnn.chapter import limit_blas_threads
 from tinyrnn.data import generate_time_series, load_course_data, seq2seq_targets
 from tinyrnn.layers import Dense, SimpleRNN, TimeDistributed
 from tinyrnn.optimizers import Adam
+from tinyrnn.plot import show  # inline in Jupyter; a PNG in $TINYRNN_TUTORIAL_OUT
 
-IN_JUPYTER = "ipykernel" in sys.modules
-if not IN_JUPYTER:
-    matplotlib.use("Agg")  # as a script: draw off screen, show nothing
 limit_blas_threads(1)  # small matrices train fastest on one BLAS thread (see tutorial 11)
 QUICK = os.environ.get("TINYRNN_QUICK") == "1"        # set by the tests: small data, few epochs
-FIGURES = os.environ.get("TINYRNN_TUTORIAL_OUT")      # a folder to save the figures in (optional)
 N_SERIES = 300 if QUICK else 10000                    # the course: 10000 series
 EPOCHS = 2 if QUICK else 20                           # the course: 20 epochs
 tinyrnn.set_random_seed(42)
-
-
-def show(fig, name):
-    """Inline in Jupyter; as a script, saved as PNG only when TINYRNN_TUTORIAL_OUT names a folder."""
-    if IN_JUPYTER:
-        from IPython.display import display
-        display(fig)
-    elif FIGURES:
-        fig.savefig(os.path.join(FIGURES, f"05_{name}.png"), dpi=80)
 
 
 # %% [markdown]
@@ -141,7 +127,7 @@ print(f"validation: loss {logs['val_loss'][-1]:.4f}, "
 # (the first steps have seen little of the series and forecast worse).
 
 # %%
-show(plot.plot_learning_curves(history, title="seq-to-seq, TimeDistributed(Dense(10))"), "learning_curves")
+show(plot.plot_learning_curves(history, title="seq-to-seq, TimeDistributed(Dense(10))"), "05_learning_curves")
 
 # %% [markdown]
 # The forecast is the output at the last step, (B, 10). Expect the crosses
@@ -151,7 +137,7 @@ show(plot.plot_learning_curves(history, title="seq-to-seq, TimeDistributed(Dense
 Y_pred = model.predict(X_valid)                                # (B, 50, 10)
 print("outputs", Y_pred.shape, "-> forecast", Y_pred[:, -1].shape)
 show(plot.plot_multiple_forecasts(X_valid, Y_valid[:, -1], Y_pred[:, -1], title="seq-to-seq forecast"),
-     "forecast")
+     "05_forecast")
 
 # %% [markdown]
 # ## Why every step's loss helps
@@ -190,4 +176,4 @@ norms = {
 }
 for name, values in norms.items():
     print(f"{name}: ||dL/dh_1|| / ||dL/dh_50|| = {values[0] / values[-1]:.2f}")
-show(plot.plot_gradient_norms(norms), "gradient_norms")
+show(plot.plot_gradient_norms(norms), "05_gradient_norms")

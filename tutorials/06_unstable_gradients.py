@@ -31,10 +31,9 @@
 
 # %%
 import os
-import sys
 
-import matplotlib
 import numpy
+from matplotlib import pyplot
 
 import tinyrnn
 from tinyrnn import Sequential, TrainingError, backend, plot
@@ -52,31 +51,19 @@ from tinyrnn.layers import (
     TimeDistributed,
 )
 from tinyrnn.optimizers import SGD
+from tinyrnn.plot import show  # inline in Jupyter; a PNG in $TINYRNN_TUTORIAL_OUT
 
-IN_JUPYTER = "ipykernel" in sys.modules
-if not IN_JUPYTER:
-    matplotlib.use("Agg")  # as a script: draw off screen, show nothing
 limit_blas_threads(1)  # small matrices train fastest on one BLAS thread (see tutorial 11)
 QUICK = os.environ.get("TINYRNN_QUICK") == "1"        # set by the tests: small data, few epochs
-FIGURES = os.environ.get("TINYRNN_TUTORIAL_OUT")      # a folder to save the figures in (optional)
 N_SERIES = 300 if QUICK else 10000                    # the course: 10000 series
 EPOCHS = 2 if QUICK else 20                           # the course: 20 epochs
 N_SMALL = 300 if QUICK else 2000                      # for the short demonstrations
 DEMO_EPOCHS = 1 if QUICK else 3
 
 
-def show(fig, name):
-    """Inline in Jupyter; as a script, saved as PNG only when TINYRNN_TUTORIAL_OUT names a folder."""
-    if IN_JUPYTER:
-        from IPython.display import display
-        display(fig)
-    elif FIGURES:
-        fig.savefig(os.path.join(FIGURES, f"06_{name}.png"), dpi=80)
-
-
 def new_figure(ncols, width=5.5):
-    fig, axes = matplotlib.pyplot.subplots(1, ncols, figsize=(width * ncols, 4), squeeze=False)
-    matplotlib.pyplot.close(fig)  # shown by show(), once
+    fig, axes = pyplot.subplots(1, ncols, figsize=(width * ncols, 4), squeeze=False)
+    pyplot.close(fig)  # shown by show(), once
     return fig, axes[0]
 
 
@@ -148,7 +135,7 @@ fig, (left, right) = new_figure(2)
 plot.plot_gradient_norms(at_start, title="at initialisation", ax=left)
 plot.plot_gradient_norms(after_training, title=f"after {DEMO_EPOCHS} epoch(s)", ax=right)
 fig.tight_layout()
-show(fig, "gradient_norms")
+show(fig, "06_gradient_norms")
 
 # %% [markdown]
 # ## 2. Exploding gradients and clipping
@@ -282,7 +269,7 @@ for name, history in histories.items():
 axes[2].set(yscale="log", xlabel="epoch", ylabel="mean gradient norm", title='history["grad_norm"]')
 axes[2].legend(fontsize="small")
 fig.tight_layout()
-show(fig, "normalization")
+show(fig, "06_normalization")
 
 # %% [markdown]
 # ## What to remember

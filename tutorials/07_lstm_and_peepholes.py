@@ -32,9 +32,7 @@
 
 # %%
 import os
-import sys
 
-import matplotlib
 import numpy
 
 import tinyrnn
@@ -42,25 +40,13 @@ from tinyrnn import Sequential, gradcheck, plot
 from tinyrnn.chapter import limit_blas_threads
 from tinyrnn.data import load_course_data
 from tinyrnn.layers import LSTM, RNN, Dense, PeepholeLSTMCell, TimeDistributed
+from tinyrnn.plot import show  # inline in Jupyter; a PNG in $TINYRNN_TUTORIAL_OUT
 
-IN_JUPYTER = "ipykernel" in sys.modules
-if not IN_JUPYTER:
-    matplotlib.use("Agg")  # as a script: draw off screen, show nothing
 limit_blas_threads(1)  # small matrices train fastest on one BLAS thread (see tutorial 11)
 QUICK = os.environ.get("TINYRNN_QUICK") == "1"        # set by the tests: small data, few epochs
-FIGURES = os.environ.get("TINYRNN_TUTORIAL_OUT")      # a folder to save the figures in (optional)
 N_SERIES = 300 if QUICK else 10000                    # the course: 10000 series
 EPOCHS = 2 if QUICK else 20                           # the course: 20 epochs
 numpy.set_printoptions(precision=3, suppress=True)
-
-
-def show(fig, name):
-    """Inline in Jupyter; as a script, saved as PNG only when TINYRNN_TUTORIAL_OUT names a folder."""
-    if IN_JUPYTER:
-        from IPython.display import display
-        display(fig)
-    elif FIGURES:
-        fig.savefig(os.path.join(FIGURES, f"07_{name}.png"), dpi=80)
 
 
 # %% [markdown]
@@ -142,19 +128,16 @@ lstm_model, lstm_history = train("LSTM", lambda **kw: LSTM(20, **kw))
 peephole_model, peephole_history = train("peephole LSTM", lambda **kw: RNN(PeepholeLSTMCell(20), **kw))
 
 # %% [markdown]
-# Expect two panels of falling curves, similar in shape, then the LSTM's
+# Expect two panels of falling curves, similar in shape (each model's
+# `last_time_step_mse`: training dashed, validation solid), then the LSTM's
 # ten-step forecast of one validation series: crosses close to the red circles.
 
 # %%
-fig, axes = matplotlib.pyplot.subplots(1, 2, figsize=(11, 4), sharey=True)
-matplotlib.pyplot.close(fig)
-plot.plot_learning_curves(lstm_history, title="LSTM", ax=axes[0])
-plot.plot_learning_curves(peephole_history, title="RNN(PeepholeLSTMCell)", ax=axes[1])
-fig.tight_layout()
-show(fig, "learning_curves")
+histories = {"LSTM": lstm_history, "RNN(PeepholeLSTMCell)": peephole_history}
+show(plot.plot_learning_curves_grid(histories), "07_learning_curves")
 
 Y_pred = lstm_model.predict(X_valid[:1])[:, -1]                         # (1, 10): the last step's forecast
-show(plot.plot_multiple_forecasts(X_valid[:1], Y_valid[:1, -1], Y_pred, title="LSTM forecast"), "forecast")
+show(plot.plot_multiple_forecasts(X_valid[:1], Y_valid[:1, -1], Y_pred, title="LSTM forecast"), "07_forecast")
 
 # %% [markdown]
 # ## What to remember

@@ -36,9 +36,7 @@
 
 # %%
 import os
-import sys
 
-import matplotlib
 import numpy
 
 import tinyrnn
@@ -46,24 +44,12 @@ from tinyrnn import Sequential, gradcheck, plot
 from tinyrnn.chapter import limit_blas_threads
 from tinyrnn.data import load_course_data
 from tinyrnn.layers import GRU, Dense, TimeDistributed
+from tinyrnn.plot import show  # inline in Jupyter; a PNG in $TINYRNN_TUTORIAL_OUT
 
-IN_JUPYTER = "ipykernel" in sys.modules
-if not IN_JUPYTER:
-    matplotlib.use("Agg")  # as a script: draw off screen, show nothing
 limit_blas_threads(1)  # small matrices train fastest on one BLAS thread (see tutorial 11)
 QUICK = os.environ.get("TINYRNN_QUICK") == "1"        # set by the tests: small data, few epochs
-FIGURES = os.environ.get("TINYRNN_TUTORIAL_OUT")      # a folder to save the figures in (optional)
 N_SERIES = 300 if QUICK else 10000                    # the course: 10000 series
 EPOCHS = 2 if QUICK else 20                           # the course: 20 epochs
-
-
-def show(fig, name):
-    """Inline in Jupyter; as a script, saved as PNG only when TINYRNN_TUTORIAL_OUT names a folder."""
-    if IN_JUPYTER:
-        from IPython.display import display
-        display(fig)
-    elif FIGURES:
-        fig.savefig(os.path.join(FIGURES, f"08_{name}.png"), dpi=80)
 
 
 # %% [markdown]
@@ -136,20 +122,17 @@ def train(reset_after):
 models = {reset_after: train(reset_after) for reset_after in (True, False)}
 
 # %% [markdown]
-# Expect two panels of falling curves of similar shape, then one forecast of
-# the `reset_after=True` model: crosses close to the red circles.
+# Expect two panels of falling curves of similar shape (each form's
+# `last_time_step_mse`: training dashed, validation solid), then one forecast
+# of the `reset_after=True` model: crosses close to the red circles.
 
 # %%
-fig, axes = matplotlib.pyplot.subplots(1, 2, figsize=(11, 4), sharey=True)
-matplotlib.pyplot.close(fig)
-for ax, (reset_after, (_, history)) in zip(axes, models.items()):
-    plot.plot_learning_curves(history, title=f"GRU, reset_after={reset_after}", ax=ax)
-fig.tight_layout()
-show(fig, "learning_curves")
+histories = {f"reset_after={reset_after}": history for reset_after, (_, history) in models.items()}
+show(plot.plot_learning_curves_grid(histories), "08_learning_curves")
 
 model = models[True][0]
 Y_pred = model.predict(X_valid[:1])[:, -1]                               # (1, 10)
-show(plot.plot_multiple_forecasts(X_valid[:1], Y_valid[:1, -1], Y_pred, title="GRU forecast"), "forecast")
+show(plot.plot_multiple_forecasts(X_valid[:1], Y_valid[:1, -1], Y_pred, title="GRU forecast"), "08_forecast")
 
 # %% [markdown]
 # ## What to remember

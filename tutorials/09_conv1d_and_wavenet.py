@@ -26,34 +26,21 @@
 
 # %%
 import os
-import sys
 
-import matplotlib
 import numpy
+from matplotlib import pyplot
 
 import tinyrnn
 from tinyrnn import Sequential, backend, plot
 from tinyrnn.chapter import limit_blas_threads
 from tinyrnn.data import load_course_data
 from tinyrnn.layers import GRU, Conv1D, Dense, InputLayer, TimeDistributed
+from tinyrnn.plot import show  # inline in Jupyter; a PNG in $TINYRNN_TUTORIAL_OUT
 
-IN_JUPYTER = "ipykernel" in sys.modules
-if not IN_JUPYTER:
-    matplotlib.use("Agg")  # as a script: draw off screen, show nothing
 limit_blas_threads(1)  # small matrices train fastest on one BLAS thread (see tutorial 11)
 QUICK = os.environ.get("TINYRNN_QUICK") == "1"        # set by the tests: small data, few epochs
-FIGURES = os.environ.get("TINYRNN_TUTORIAL_OUT")      # a folder to save the figures in (optional)
 N_SERIES = 300 if QUICK else 10000                    # the course: 10000 series
 EPOCHS = 2 if QUICK else 20                           # the course: 20 epochs
-
-
-def show(fig, name):
-    """Inline in Jupyter; as a script, saved as PNG only when TINYRNN_TUTORIAL_OUT names a folder."""
-    if IN_JUPYTER:
-        from IPython.display import display
-        display(fig)
-    elif FIGURES:
-        fig.savefig(os.path.join(FIGURES, f"09_{name}.png"), dpi=80)
 
 
 def train(model, X_train, Y_train, X_valid, Y_valid):
@@ -175,26 +162,23 @@ wavenet_model.summary()
 wavenet_history = train(wavenet_model, X_train, Y_train, X_valid, Y_valid)
 
 # %% [markdown]
-# Expect two panels of falling learning curves, then two forecasts of the
-# same validation series, both close to the red circles.
+# Expect two panels of falling learning curves (each model's
+# `last_time_step_mse`: training dashed, validation solid), then two
+# forecasts of the same validation series, both close to the red circles.
 
 # %%
-fig, axes = matplotlib.pyplot.subplots(1, 2, figsize=(11, 4), sharey=True)
-matplotlib.pyplot.close(fig)
-plot.plot_learning_curves(conv_gru_history, title="Conv1D + GRU", ax=axes[0])
-plot.plot_learning_curves(wavenet_history, title="WaveNet", ax=axes[1])
-fig.tight_layout()
-show(fig, "learning_curves")
+histories = {"Conv1D + GRU": conv_gru_history, "WaveNet": wavenet_history}
+show(plot.plot_learning_curves_grid(histories), "09_learning_curves")
 
-fig, axes = matplotlib.pyplot.subplots(1, 2, figsize=(11, 4), sharey=True)
-matplotlib.pyplot.close(fig)
+fig, axes = pyplot.subplots(1, 2, figsize=(11, 4), sharey=True)
+pyplot.close(fig)
 truth = Y_valid[:1, -1]                                                   # (1, 10)
 plot.plot_multiple_forecasts(X_valid[:1], truth, conv_gru.predict(X_valid[:1])[:, -1],
                              title="Conv1D + GRU", ax=axes[0])
 plot.plot_multiple_forecasts(X_valid[:1], truth, wavenet_model.predict(X_valid[:1])[:, -1],
                              title="WaveNet", ax=axes[1])
 fig.tight_layout()
-show(fig, "forecasts")
+show(fig, "09_forecasts")
 
 # %% [markdown]
 # ## What to remember

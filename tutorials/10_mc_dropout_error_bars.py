@@ -23,9 +23,7 @@
 
 # %%
 import os
-import sys
 
-import matplotlib
 import numpy
 
 import tinyrnn
@@ -34,27 +32,15 @@ from tinyrnn.chapter import limit_blas_threads
 from tinyrnn.data import load_course_data
 from tinyrnn.forecast import mc_dropout
 from tinyrnn.layers import GRU, Dense, SimpleRNN, TimeDistributed
+from tinyrnn.plot import show  # inline in Jupyter; a PNG in $TINYRNN_TUTORIAL_OUT
 
-IN_JUPYTER = "ipykernel" in sys.modules
-if not IN_JUPYTER:
-    matplotlib.use("Agg")  # as a script: draw off screen, show nothing
 limit_blas_threads(1)  # small matrices train fastest on one BLAS thread (see tutorial 11)
 QUICK = os.environ.get("TINYRNN_QUICK") == "1"        # set by the tests: small data, few epochs
-FIGURES = os.environ.get("TINYRNN_TUTORIAL_OUT")      # a folder to save the figures in (optional)
 N_SERIES = 300 if QUICK else 10000                    # the course: 10000 series
 EPOCHS = 2 if QUICK else 20                           # the course: 20 epochs
 N_SAMPLES = 20 if QUICK else 100                      # stochastic passes (the book uses 100)
 N_FORECAST = 30 if QUICK else 200                     # validation series to forecast
 numpy.set_printoptions(precision=4, suppress=True)
-
-
-def show(fig, name):
-    """Inline in Jupyter; as a script, saved as PNG only when TINYRNN_TUTORIAL_OUT names a folder."""
-    if IN_JUPYTER:
-        from IPython.display import display
-        display(fig)
-    elif FIGURES:
-        fig.savefig(os.path.join(FIGURES, f"10_{name}.png"), dpi=80)
 
 
 # %% [markdown]
@@ -166,7 +152,7 @@ print(f"true values inside mean +- 2 std: {inside.mean():.0%}")
 # circles outside it.
 
 # %%
-show(plot.plot_mc_dropout(X[0], mean[0], std[0], y_true=Y[0], title="MC dropout, 2 std band"), "band")
+show(plot.plot_mc_dropout(X[0], mean[0], std[0], y_true=Y[0], title="MC dropout, 2 std band"), "10_band")
 
 # %% [markdown]
 # ## What to remember
