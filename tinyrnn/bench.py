@@ -497,9 +497,10 @@ def machine_info(threads: int) -> dict:
 
 
 def limit_threads(threads: int, blas_threads: int):
-    """Give PyTorch ``threads`` threads and NumPy's BLAS ``blas_threads`` (each at its best on
-    the course's small models: PyTorch's fused kernels use every core, tinyrnn's small matrix
-    products run fastest on one BLAS thread, as ``python -m tinyrnn chapter`` runs them)."""
+    """Give PyTorch ``threads`` threads and NumPy's BLAS ``blas_threads`` (0: leave it as it is).
+
+    tinyrnn's small matrix products (the course's B=32, H=20) run fastest on one BLAS thread,
+    as ``python -m tinyrnn chapter`` runs them; large layers (W3) want every core."""
     torch = import_torch()
     if torch is not None:
         torch.set_num_threads(threads)
@@ -564,9 +565,9 @@ def parse_args(argv) -> argparse.Namespace:
                         help="timed epochs per side, median reported (default 3; 1 with --quick)")
     parser.add_argument("--threads", type=int, default=None,
                         help="threads for PyTorch; default: all CPUs")
-    parser.add_argument("--blas-threads", type=int, default=1,
-                        help="threads for NumPy's BLAS under tinyrnn (default 1, as the chapter runs; "
-                             "0 leaves BLAS as it is)")
+    parser.add_argument("--blas-threads", type=int, default=0,
+                        help="threads for NumPy's BLAS under tinyrnn (default 0: as it is, every core, like "
+                             "PyTorch; 1 is fastest for the course's small models, as the chapter runs)")
     parser.add_argument("--backend", choices=("numpy", "cupy"), default=None,
                         help="tinyrnn's backend (default: the current one, TINYRNN_BACKEND or numpy)")
     parser.add_argument("--json", action="store_true", help="print a JSON list of results instead of a table")
