@@ -32,9 +32,7 @@ tests prove the two agree.
 
 from __future__ import annotations
 
-import numpy
-
-from tinyrnn import activations, backend, initializers
+from tinyrnn import activations, backend, initializers, validation
 from tinyrnn.layers.base import Layer
 
 PADDINGS = ("valid", "same", "causal")
@@ -202,10 +200,10 @@ class Conv1D(Layer):
     def __init__(self, filters, kernel_size, strides=1, padding="valid", dilation_rate=1,
                  activation=None, use_bias=True, **kwargs):
         super().__init__(**kwargs)
-        self.filters = _positive_int(filters, "filters")
-        self.kernel_size = _positive_int(_single(kernel_size), "kernel_size")
-        self.strides = _positive_int(_single(strides), "strides")
-        self.dilation_rate = _positive_int(_single(dilation_rate), "dilation_rate")
+        self.filters = validation.positive_int(filters, "Conv1D filters")
+        self.kernel_size = validation.positive_int(_single(kernel_size), "Conv1D kernel_size")
+        self.strides = validation.positive_int(_single(strides), "Conv1D strides")
+        self.dilation_rate = validation.positive_int(_single(dilation_rate), "Conv1D dilation_rate")
         if not isinstance(padding, str) or padding.lower() not in PADDINGS:
             raise ValueError(f"padding must be one of 'valid', 'same', 'causal', got {padding!r}")
         self.padding = padding.lower()
@@ -285,9 +283,3 @@ def _single(value):
     if isinstance(value, (tuple, list)) and len(value) == 1:
         return value[0]
     return value
-
-
-def _positive_int(value, what):
-    if isinstance(value, bool) or not isinstance(value, (int, numpy.integer)) or value <= 0:
-        raise ValueError(f"Conv1D: {what} must be a positive integer, got {value!r}")
-    return int(value)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy
 
-from tinyrnn import activations, backend, initializers, seeding
+from tinyrnn import activations, backend, initializers, seeding, validation
 from tinyrnn.layers.base import Layer
 
 
@@ -41,7 +41,7 @@ class Dense(Layer):
 
     def __init__(self, units, activation=None, use_bias=True, **kwargs):
         super().__init__(**kwargs)
-        self.units = _positive_int(units, "units")
+        self.units = validation.positive_int(units, "units")
         self.activation = activations.get(activation)
         self.use_bias = use_bias
 
@@ -179,7 +179,7 @@ class RepeatVector(Layer):
 
     def __init__(self, n, **kwargs):
         super().__init__(**kwargs)
-        self.n = _positive_int(n, "n")
+        self.n = validation.positive_int(n, "n")
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.n, *input_shape[1:])
@@ -208,9 +208,3 @@ def _rate(rate) -> float:
     if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= rate < 1.0:
         raise ValueError(f"dropout rate must be a number in [0, 1), got {rate!r}")
     return float(rate)
-
-
-def _positive_int(value, what):
-    if isinstance(value, bool) or not isinstance(value, (int, numpy.integer)) or value <= 0:
-        raise ValueError(f"{what} must be a positive integer, got {value!r}")
-    return int(value)

@@ -48,7 +48,7 @@ from types import SimpleNamespace
 
 from tinyrnn import activations, backend, initializers, validation
 from tinyrnn.layers.base import Layer, unique_name
-from tinyrnn.layers.core import _positive_int, _rate, dropout_mask
+from tinyrnn.layers.core import _rate, dropout_mask
 from tinyrnn.layers.normalization import layer_norm_backward, layer_norm_forward
 
 
@@ -83,7 +83,7 @@ class RNNCell:
     weight_names = ("kernel", "recurrent_kernel", "bias")
 
     def __init__(self, units, activation="tanh", use_bias=True, name=None):
-        self.units = _positive_int(units, "units")
+        self.units = validation.positive_int(units, "units")
         self.activation = activations.get(activation)
         self.use_bias = use_bias
         self.name = name or unique_name(type(self).__name__.lower())
