@@ -91,7 +91,10 @@ def gradcheck(target, x, seed: int = 0, eps: float = 1e-3, floor: float = 1e-4,
         generator, so dropout masks are the same in every evaluation.
     training : run forward in training mode (dropout, batch statistics).
 
-    Returns a ``GradcheckReport`` with one row for the input and one per parameter.
+    Returns
+    -------
+    GradcheckReport
+        One row for the input and one per parameter.
     """
     xp = backend.xp
     x = xp.asarray(backend.to_numpy(x), dtype=numpy.float64).copy()

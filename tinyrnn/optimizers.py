@@ -64,6 +64,8 @@ class Optimizer:
         The old Keras spelling of ``learning_rate`` (give one or the other).
     name : str, optional
 
+    Notes
+    -----
     Subclasses list their per-parameter arrays in ``slot_names`` and
     implement ``update_step(key, param, grad)``.
     """

@@ -67,8 +67,10 @@ def plot_series(series, y_true=None, y_pred=None, x_label="$t$", y_label="$x(t)$
     y_true, y_pred : scalar or (n_ahead,), the values at steps T .. T + n_ahead - 1.
     ax : draw on this Axes instead of a new figure.
 
-    Returns the Figure (one Axes; one line for the series, one for each of
-    ``y_true`` and ``y_pred`` that is given).
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One Axes; one line for the series, one for each of ``y_true`` and ``y_pred`` that is given.
     """
     fig, ax = _figure_and_axes(ax)
     x = _one_series(series, "series")
@@ -102,7 +104,10 @@ def plot_learning_curves(history, keys=None, title=None, ax=None, legend=True):
         norm (``grad_norm``, which is not a loss).
     ax : draw on this Axes instead of a new figure.
 
-    Returns the Figure (one Axes, one line per key; training dashed, validation solid).
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One Axes, one line per key; training dashed, validation solid.
     """
     logs = getattr(history, "history", history)
     keys = [k for k in logs if k != "grad_norm"] if keys is None else list(keys)
@@ -135,7 +140,10 @@ def plot_learning_curves_grid(histories: dict, ncols: int = 4):
     """One small panel per experiment, {name: History or dict}, each showing the
     figure it is judged by (``headline_keys``) for training and validation.
 
-    Returns the Figure (one Axes per experiment, spare grid cells removed).
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One Axes per experiment, spare grid cells removed.
     """
     if not histories:
         raise ValueError("plot_learning_curves_grid needs at least one history")
@@ -178,7 +186,10 @@ def plot_multiple_forecasts(X, Y, Y_pred, index=0, title=None, ax=None):
     Y : (B, n_ahead) or (B, n_ahead, 1), the true next values.
     Y_pred : same shape as Y, the forecasts.
 
-    Returns the Figure (one Axes, three lines: inputs, actual, forecast).
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One Axes, three lines: inputs, actual, forecast.
     """
     X, Y, Y_pred = numpy.asarray(X), numpy.asarray(Y), numpy.asarray(Y_pred)
     if X.ndim != 3 or Y.shape[:2] != Y_pred.shape[:2] or Y.shape[0] != X.shape[0]:
@@ -204,8 +215,10 @@ def plot_mc_dropout(X, mean, std, y_true=None, title=None, ax=None):
     mean, std : (n_ahead,), from ``tinyrnn.forecast.mc_dropout`` for that series.
     y_true : (n_ahead,), the true next values, optional.
 
-    Returns the Figure (one Axes; lines: inputs, mean forecast, and the truth
-    when given; the band is a filled area).
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One Axes; lines: inputs, mean forecast, and the truth when given; the band is a filled area.
     """
     mean, std = _one_series(mean, "mean"), _one_series(std, "std")
     if mean.shape != std.shape:
@@ -231,8 +244,11 @@ def plot_gradient_norms(norms: dict, title="Gradient reaching the hidden state, 
     norms : {"SimpleRNN": (T,), "LSTM": (T,), "GRU": (T,)}, e.g. each
         recurrent layer's ``hidden_grad_norms`` after one backward pass.
 
-    Returns the Figure (one Axes, one line per entry). A line that falls
-    towards t = 1 is a vanishing gradient: early steps barely learn.
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One Axes, one line per entry. A line that falls towards t = 1 is a
+        vanishing gradient: early steps barely learn.
     """
     fig, ax = _figure_and_axes(ax)
     for name, values in norms.items():

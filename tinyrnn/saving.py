@@ -164,8 +164,11 @@ def load_model(path, custom_objects=None, restore_random_state=True) -> Sequenti
         had at saving, so training continues exactly as it would have (default).
         False leaves the generator as it is.
 
-    Raises ``ValueError`` for a truncated, corrupted, edited or foreign file and
-    for a format version this tinyrnn does not read.
+    Raises
+    ------
+    ValueError
+        For a truncated, corrupted, edited or foreign file, or a format version
+        this tinyrnn does not read.
     """
     path = os.fspath(path)
     entries = _read_entries(path)
