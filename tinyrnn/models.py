@@ -156,11 +156,11 @@ class Sequential:
     def global_grad_norm(self) -> float:
         """sqrt(sum of squares of every gradient entry), as a Python float.
 
-        Summed in float64: in float32 the squares of entries above ~1e19 overflow
-        to inf and a finite gradient would be reported as non-finite.
+        Each array is scaled by its largest entry before squaring: in float32 the
+        squares of entries above ~1e19 would overflow to inf and a finite gradient
+        would be reported as non-finite (and no float64 copy of the gradients is made).
         """
-        total = sum((g.astype("float64") ** 2).sum() for _, _, g in self.trainable_variables())
-        return math.sqrt(float(total))
+        return math.hypot(*(_norm(g) for _, _, g in self.trainable_variables()))
 
     # --- Keras API ----------------------------------------------------------------
     def compile(self, loss="mse", optimizer="adam", metrics=None) -> None:
@@ -372,6 +372,15 @@ class Sequential:
         rows += [f"Total params: {total:,}", f"Trainable params: {trainable:,}",
                  f"Non-trainable params: {total - trainable:,}", line]
         print_fn("\n".join(rows))
+
+
+def _norm(g) -> float:
+    """||g||_2 as s * ||g / s||_2 with s = max |g_i|, safe from float32 overflow."""
+    scale = float(backend.xp.abs(g).max()) if g.size else 0.0
+    if scale == 0.0 or not math.isfinite(scale):
+        return scale
+    scaled = g / scale
+    return scale * math.sqrt(float((scaled * scaled).sum()))
 
 
 class _Totals:
