@@ -139,7 +139,18 @@ def test_grad_norm_of_huge_but_finite_gradients_is_finite():
     model.build()
     for _, _, grad in model.trainable_variables():
         grad[...] = 3e19  # squares overflow float32, not float64
-    assert numpy.isfinite(model.global_grad_norm())
+    n = sum(grad.size for _, _, grad in model.trainable_variables())
+    assert model.global_grad_norm() == pytest.approx(3e19 * n**0.5, rel=1e-6)
+
+
+def test_grad_norm_is_the_euclidean_norm_of_every_gradient():
+    model = build(0)
+    model.build()
+    rng = numpy.random.default_rng(3)
+    for _, _, grad in model.trainable_variables():
+        grad[...] = rng.normal(size=grad.shape)
+    every = numpy.concatenate([grad.ravel() for _, _, grad in model.trainable_variables()]).astype(float)
+    assert model.global_grad_norm() == pytest.approx(numpy.linalg.norm(every), rel=1e-6)
 
 
 # --- Ctrl-C -------------------------------------------------------------------------------------------

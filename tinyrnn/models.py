@@ -156,9 +156,9 @@ class Sequential:
     def global_grad_norm(self) -> float:
         """sqrt(sum of squares of every gradient entry), as a Python float.
 
-        Each array is scaled by its largest entry before squaring: in float32 the
-        squares of entries above ~1e19 would overflow to inf and a finite gradient
-        would be reported as non-finite (and no float64 copy of the gradients is made).
+        An array whose float32 sum of squares overflows (entries above ~1e19) is
+        scaled by its largest entry first, so a finite gradient is never reported
+        as non-finite (and no float64 copy of the gradients is made).
         """
         return math.hypot(*(_norm(g) for _, _, g in self.trainable_variables()))
 
@@ -375,8 +375,11 @@ class Sequential:
 
 
 def _norm(g) -> float:
-    """||g||_2 as s * ||g / s||_2 with s = max |g_i|, safe from float32 overflow."""
-    scale = float(backend.xp.abs(g).max()) if g.size else 0.0
+    """||g||_2: sqrt(g . g), or s * ||g / s||_2 with s = max |g_i| where g . g overflows."""
+    squares = float(backend.xp.vdot(g, g)) if g.size else 0.0
+    if math.isfinite(squares):
+        return math.sqrt(squares)
+    scale = float(backend.xp.abs(g).max())
     if scale == 0.0 or not math.isfinite(scale):
         return scale
     scaled = g / scale
