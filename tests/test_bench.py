@@ -31,7 +31,7 @@ def run_bench(*args, timeout=120):
 
 
 def test_quick_json_times_every_cpu_workload():
-    done = run_bench("--quick", "--json", "--threads", "1")
+    done = run_bench("--quick", "--json", "--threads", "1", "--blas-threads", "1")
     assert done.returncode == 0, done.stderr
     records = {record["workload"]: record for record in json.loads(done.stdout)}
     assert list(records) == CPU_WORKLOADS + GPU_WORKLOADS
@@ -48,6 +48,7 @@ def test_quick_json_times_every_cpu_workload():
         for key in ("backend", "device", "threads", "torch_version", "numpy_version"):
             assert key in record, f"{name}: no {key!r}"
         assert record["backend"] == "numpy" and record["device"] == "cpu" and record["threads"] == 1
+        assert record["blas_threads"] in (1, None)  # None where NumPy's BLAS is not OpenBLAS
     for name in GPU_WORKLOADS:  # the numpy backend: skipped, saying why
         assert records[name]["skipped"] and "cupy" in records[name]["note"]
 
@@ -56,7 +57,7 @@ def test_table_names_the_machine_and_prints_a_row():
     done = run_bench("--quick", "--workloads", "w2-simplernn,W1-gpu", "--threads", "1")
     assert done.returncode == 0, done.stderr
     out = done.stdout
-    assert "machine:" in out and "numpy" in out and "1 threads" in out
+    assert "machine:" in out and "numpy" in out and "1 threads" in out and "blas = threads" in out
     row = next(line for line in out.splitlines() if line.startswith("W2-simplernn"))
     assert "SimpleRNN(20)" in row and ("x" in row.split()[-1] if HAS_TORCH else "torch not installed" in row)
     assert any(line.startswith("W1-gpu") and "skipped" in line for line in out.splitlines())
@@ -70,11 +71,20 @@ def test_memory_option_reports_peak_and_activations():
     assert record["activation_bytes"] == bench.lstm_activation_bytes(2, 10, 64, 32)
 
 
-def test_unknown_workload_is_a_usage_error(capsys):
+def test_small_models_get_one_blas_thread_large_ones_every_core():
+    own = {workload.name: workload.blas_threads for workload in bench.WORKLOADS}
+    assert own == {"W1": 1, "W2-gru": 1, "W2-simplernn": 1, "W3": 0, "W4": 1, "W1-gpu": 1, "W5": 0}
+    args = bench.parse_args(["--workloads", "W1"])
+    assert args.blas_threads is None  # each workload's own unless given
+
+
+@pytest.mark.parametrize("argv, named", [(["--workloads", "W1,W9"], "W9"),
+                                         (["--blas-threads", "-1"], "--blas-threads")])
+def test_bad_arguments_are_usage_errors(capsys, argv, named):
     with pytest.raises(SystemExit) as exit_info:
-        bench.main(["--workloads", "W1,W9"])
+        bench.main(argv)
     assert exit_info.value.code == 2
-    assert "W9" in capsys.readouterr().err
+    assert named in capsys.readouterr().err
 
 
 def test_activation_formula_for_w3():

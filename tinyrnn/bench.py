@@ -68,7 +68,7 @@ from dataclasses import asdict, dataclass, field
 import numpy
 
 from tinyrnn import backend, data, optimizers, seeding
-from tinyrnn.layers import GRU, LSTM, Dense, InputLayer, SimpleRNN, TimeDistributed
+from tinyrnn.layers import GRU, LSTM, Conv1D, Dense, InputLayer, SimpleRNN, TimeDistributed
 from tinyrnn.models import Sequential
 
 N_AHEAD = 10
@@ -138,8 +138,6 @@ def wavenet() -> Sequential:
 
     (B, T, 1) -> (B, T, 20) ... -> (B, T, 10); causal padding keeps T.
     """
-    from tinyrnn.layers.convolutional import Conv1D  # being written: a failed import skips W4 only
-
     dilated = [Conv1D(20, 2, padding="causal", activation="relu", dilation_rate=rate)
                for rate in (1, 2, 4, 8) * 2]
     return Sequential([InputLayer(input_shape=[None, 1]), *dilated, Conv1D(N_AHEAD, 1)])
@@ -213,6 +211,11 @@ class Workload:
     ``make_data(quick)`` returns float32 (X, Y); ``quick`` gives tiny sizes (for
     tests). A ``per_step`` workload times training steps on one batch (X, Y)
     and runs only on a GPU; the others time epochs over (X, Y).
+
+    ``blas_threads`` is how many threads NumPy's BLAS gets under tinyrnn: 1 for
+    the course's small models (B=32, H=20: their matrix products are too small
+    to share between threads, and ``python -m tinyrnn chapter`` runs them so,
+    just as PyTorch runs small operations on one thread), 0 for every core.
     """
 
     name: str
@@ -222,27 +225,29 @@ class Workload:
     make_data: Callable[[bool], tuple]
     batch_size: int
     per_step: bool = False
+    blas_threads: int = 1
 
 
-def recurrent_workload(name, layer_class, units, n_features, make_data, batch_size, per_step=False):
+def recurrent_workload(name, layer_class, units, n_features, make_data, batch_size, per_step=False,
+                       blas_threads=1):
     """A ``stacked_rnn`` workload; its PyTorch twin uses the torch.nn class of the same cell."""
     torch_name = {LSTM: "LSTM", GRU: "GRU", SimpleRNN: "RNN"}[layer_class]
     model = f"{layer_class.__name__}({units}) x 2 + TimeDistributed(Dense({N_AHEAD}))"
     return Workload(name, model + (", one training step" if per_step else ""),
                     functools.partial(stacked_rnn, layer_class, units, n_features),
                     functools.partial(torch_stacked_rnn, torch_name, units, n_features),
-                    make_data, batch_size, per_step)
+                    make_data, batch_size, per_step, blas_threads)
 
 
 WORKLOADS = [
     recurrent_workload("W1", LSTM, 20, 1, w1_data, 32),
     recurrent_workload("W2-gru", GRU, 20, 1, w1_data, 32),
     recurrent_workload("W2-simplernn", SimpleRNN, 20, 1, w1_data, 32),
-    recurrent_workload("W3", LSTM, 256, 32, w3_data, 64),
+    recurrent_workload("W3", LSTM, 256, 32, w3_data, 64, blas_threads=0),
     Workload("W4", "WaveNet: Conv1D(20, 2) rates (1, 2, 4, 8) x 2 + Conv1D(10, 1)",
              wavenet, torch_wavenet, w1_data, 32),
     recurrent_workload("W1-gpu", LSTM, 20, 1, w1_batch, 32, per_step=True),
-    recurrent_workload("W5", LSTM, 512, 64, w5_batch, 256, per_step=True),
+    recurrent_workload("W5", LSTM, 512, 64, w5_batch, 256, per_step=True, blas_threads=0),
 ]
 """Every workload, in the order they run and print."""
 
@@ -346,6 +351,7 @@ class Result:
     tinyrnn_s: float | None = None
     torch_s: float | None = None
     ratio: float | None = None
+    blas_threads: int | None = None  # NumPy's BLAS threads under tinyrnn (None: could not be set)
     tinyrnn_times: list = field(default_factory=list)
     torch_times: list = field(default_factory=list)
     note: str | None = None      # why the torch side or the whole workload did not run
@@ -372,19 +378,18 @@ def describe_data(workload: Workload, X) -> str:
     return what if workload.per_step else f"{N} x {what}"
 
 
-def run_workload(workload: Workload, repeats: int, quick: bool) -> Result:
-    """Warm up both sides, then time them alternating ``repeats`` times; medians and ratio."""
+def run_workload(workload: Workload, repeats: int, quick: bool, blas_threads: int | None = None) -> Result:
+    """Warm up both sides, then time them alternating ``repeats`` times; medians and ratio.
+
+    tinyrnn's BLAS gets ``blas_threads`` threads (None: the workload's own setting)."""
     X, Y = workload.make_data(quick)
     unit = "step" if workload.per_step else "epoch"
     result = Result(workload.name, workload.model, describe_data(workload, X), unit)
     if workload.per_step and backend.get_backend() != "cupy":
         result.skipped, result.note = True, "GPU workload: needs the cupy backend (--backend cupy)"
         return result
-    try:
-        tiny = TinyrnnTrainer(workload, X, Y)
-    except ImportError as err:  # W4 while Conv1D is being written
-        result.skipped, result.note = True, f"tinyrnn model does not build yet: {err}"
-        return result
+    result.blas_threads = set_blas_threads(workload.blas_threads if blas_threads is None else blas_threads)
+    tiny = TinyrnnTrainer(workload, X, Y)
     device = torch_device()
     twin = TorchTrainer(workload, X, Y, device) if device else None
     for trainer in (tiny, twin):
@@ -496,21 +501,27 @@ def machine_info(threads: int) -> dict:
     }
 
 
-def limit_threads(threads: int, blas_threads: int):
-    """Give PyTorch ``threads`` threads and NumPy's BLAS ``blas_threads`` (0: leave it as it is).
-
-    tinyrnn's small matrix products (the course's B=32, H=20) run fastest on one BLAS thread,
-    as ``python -m tinyrnn chapter`` runs them; large layers (W3) want every core."""
+def limit_torch_threads(threads: int) -> None:
     torch = import_torch()
     if torch is not None:
         torch.set_num_threads(threads)
-    if blas_threads > 0 and not backend.limit_blas_threads(blas_threads):
-        print(f"note: NumPy's BLAS threads could not be set to {blas_threads}: set OPENBLAS_NUM_THREADS "
+
+
+def set_blas_threads(blas_threads: int) -> int | None:
+    """Give NumPy's BLAS ``blas_threads`` threads (0: every core); the number set, or None.
+
+    tinyrnn's small matrix products (the course's B=32, H=20) run fastest on one BLAS thread,
+    as ``python -m tinyrnn chapter`` runs them; large layers (W3) want every core."""
+    n = blas_threads or os.cpu_count()
+    if not backend.limit_blas_threads(n):
+        print(f"note: NumPy's BLAS threads could not be set to {n}: set OPENBLAS_NUM_THREADS "
               "before starting Python", file=sys.stderr)
+        return None
+    return n
 
 
 # --- output ------------------------------------------------------------------------------------
-COLUMNS = "{:<14}{:<64}{:<36}{:>10}{:>10}{:>8}"
+COLUMNS = "{:<14}{:<64}{:<36}{:>6}{:>10}{:>10}{:>8}"
 
 
 def format_time(seconds: float | None, unit: str) -> str:
@@ -523,7 +534,7 @@ def format_row(result: Result) -> str:
     if result.skipped:
         return f"{result.workload:<14}skipped: {result.note}"
     ratio = "-" if result.ratio is None else f"{result.ratio:.2f}x"
-    row = COLUMNS.format(result.workload, result.model, result.data,
+    row = COLUMNS.format(result.workload, result.model, result.data, result.blas_threads or "?",
                          format_time(result.tinyrnn_s, result.unit), format_time(result.torch_s, result.unit),
                          ratio)
     return row + (f"   ({result.note})" if result.note else "")
@@ -538,8 +549,10 @@ def print_header(info: dict, repeats: int) -> None:
           f"Python {info['python_version']}")
     print(f"numpy {info['numpy_version']} (BLAS: {info['blas']}); tinyrnn backend {info['backend']} on "
           f"{info['device']}; {torch}; {info['threads']} threads")
+    print("blas = threads of NumPy's BLAS under tinyrnn (1 for the course's small models, as the "
+          "chapter runs)")
     print()
-    print(COLUMNS.format("workload", "model", "data", "tinyrnn", "torch", "ratio"))
+    print(COLUMNS.format("workload", "model", "data", "blas", "tinyrnn", "torch", "ratio"))
 
 
 def print_memory(memory: dict) -> None:
@@ -565,9 +578,10 @@ def parse_args(argv) -> argparse.Namespace:
                         help="timed epochs per side, median reported (default 3; 1 with --quick)")
     parser.add_argument("--threads", type=int, default=None,
                         help="threads for PyTorch; default: all CPUs")
-    parser.add_argument("--blas-threads", type=int, default=0,
-                        help="threads for NumPy's BLAS under tinyrnn (default 0: as it is, every core, like "
-                             "PyTorch; 1 is fastest for the course's small models, as the chapter runs)")
+    parser.add_argument("--blas-threads", type=int, default=None,
+                        help="threads for NumPy's BLAS under tinyrnn, 0 for every core (default: each "
+                             "workload's own, 1 for the course's small models as the chapter runs, every "
+                             "core for W3 and W5)")
     parser.add_argument("--backend", choices=("numpy", "cupy"), default=None,
                         help="tinyrnn's backend (default: the current one, TINYRNN_BACKEND or numpy)")
     parser.add_argument("--json", action="store_true", help="print a JSON list of results instead of a table")
@@ -584,8 +598,10 @@ def parse_args(argv) -> argparse.Namespace:
     args.workloads = [by_lower[name.lower()] for name in chosen]
     if args.repeats is None:
         args.repeats = 1 if args.quick else 3
-    if args.repeats < 1 or (args.threads is not None and args.threads < 1) or args.blas_threads < 0:
+    if args.repeats < 1 or (args.threads is not None and args.threads < 1):
         parser.error("--repeats and --threads must be positive integers")
+    if args.blas_threads is not None and args.blas_threads < 0:
+        parser.error("--blas-threads must be 0 (every core) or a positive integer")
     return args
 
 
@@ -595,8 +611,9 @@ def main(argv=None) -> int:
     if args.backend:
         backend.set_backend(args.backend)
     threads = args.threads or os.cpu_count()
-    limit_threads(threads, args.blas_threads)
+    limit_torch_threads(threads)
     if args.memory:
+        set_blas_threads(0 if args.blas_threads is None else args.blas_threads)
         return report_memory(args, threads)
     return report_timings(args, threads)
 
@@ -619,7 +636,7 @@ def report_timings(args, threads: int) -> int:
         if workload.name not in args.workloads:
             continue
         try:
-            result = run_workload(workload, args.repeats, args.quick)
+            result = run_workload(workload, args.repeats, args.quick, args.blas_threads)
         except Exception as err:  # report it and go on with the other workloads
             failed = True
             result = Result(workload.name, workload.model, "", "", skipped=True,
