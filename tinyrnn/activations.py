@@ -91,13 +91,13 @@ def sigmoid(z, out=None):
     0, within 1e-38 of the true value; that overflow's warning is silenced.
     """
     xp = backend.xp
-    with _overflow_ignored():
+    with overflow_ignored():
         out = xp.exp(xp.negative(z, out=out), out=out)
     out += 1.0
     return xp.reciprocal(out, out=out)
 
 
-def _overflow_ignored():
+def overflow_ignored():
     """numpy.errstate(over="ignore") on NumPy; CuPy never warns."""
     errstate = getattr(backend.xp, "errstate", None)
     return errstate(over="ignore") if errstate else contextlib.nullcontext()

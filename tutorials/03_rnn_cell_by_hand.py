@@ -122,8 +122,10 @@ print("max |our h_t - layer's h_t| =", numpy.abs(tape.H[1:].transpose(2, 0, 1) -
 # Other cells keep more on their tape. An LSTM step keeps the activations of
 # its four gate blocks i, f, g, o (S, (T, 4H, B)), its cell states
 # (C, (T + 1, H, B), with c_0 = 0) and tanh(c_t) (TC, (T, H, B)), beside H.
-# Expect H (6, 4, 2), rec_mask None, S (5, 16, 2), C (6, 4, 2), TC (5, 4, 2)
-# (and possibly other buffers the cell allocates for its backward pass):
+# Expect H (6, 4, 2), rec_mask None, S (5, 16, 2), C (6, 4, 2), TC (5, 4, 2),
+# and kU_T (16, 4): U^T with its rows scaled so that one exp computes all four
+# gates (the LSTM page of the docs explains the trick; phase 1 scales W the
+# same way). Other buffers may follow for the backward pass:
 
 # %%
 from tinyrnn.layers import LSTMCell  # noqa: E402  (imported here, where it is first needed)
@@ -132,7 +134,7 @@ lstm_cell = LSTMCell(H)
 lstm_cell.build(D)
 lstm_tape = SimpleNamespace(H=numpy.zeros((T + 1, H, B)), rec_mask=None)
 lstm_cell.prepare(lstm_tape, T, B, x.dtype)
-lstm_xw = lstm_cell.project_inputs(X)                      # (T, 4H, B): gates i, f, c, o
+lstm_xw = lstm_cell.project_inputs(X)                      # (T, 4H, B): rows i, f, c, o, times k (one exp)
 lstm_cell.step_forward(0, lstm_xw[0], [lstm_tape.H[0], numpy.zeros((H, B))], lstm_tape)
 print({name: getattr(value, "shape", value) for name, value in vars(lstm_tape).items()})
 

@@ -52,19 +52,37 @@ from tinyrnn.layers.core import _rate, dropout_mask
 from tinyrnn.layers.normalization import layer_norm_backward, layer_norm_forward
 
 
-def sum_over_time_and_batch(A, B, slice_size=2**20):
-    """sum_t A[t] B[t]^T for A (T, m, B) and B (T, n, B), an (m, n) matrix.
+def sum_over_time_and_batch(inputs, dZ, ones_row=False, slice_size=2**20):
+    """sum over t and b of v dz^T, with v the inputs stacked (and a row of ones).
 
-    Mathematically one matrix product over all T*B columns. ``tensordot``
-    copies its operands into matrix layout, and for a large layer a copy of
-    all of dZ would be the peak of training memory, so the sum runs over
-    slices of time of at most ``slice_size`` entries of the larger operand
-    (one slice for the course's small layers).
+    inputs: (T, k, B) arrays, stacked into v_t = [a_t; b_t; ...; 1] (K, B);
+    dZ (T, G, B). Returns sum_t v_t dz_t^T, a (K, G) matrix: mathematically
+    one matrix product V Z^T over all T*B columns, with V (K, TB) and Z (G, TB).
+    Stacking the inputs makes one product of what would be one per input, and
+    the row of ones makes its last row the bias gradient sum_t dz_t 1.
+
+    Both operands are copied into that matrix layout (features, time, batch),
+    in slices of time of at most ``slice_size`` entries of dZ, so that for a
+    large layer the copies never become the peak of training memory (the
+    course's small layers take one slice).
     """
-    T = A.shape[0]
-    step = max(1, slice_size // max(A[0].size, B[0].size))
-    return sum(backend.xp.tensordot(A[s:s + step], B[s:s + step], axes=([0, 2], [0, 2]))
-               for s in range(0, T, step))
+    xp = backend.xp
+    T, G, B = dZ.shape
+    K = sum(a.shape[1] for a in inputs) + int(ones_row)
+    step = max(1, slice_size // (G * B))
+    total = xp.zeros((K, G), dZ.dtype)
+    for s in range(0, T, step):
+        n = min(step, T - s)
+        V = xp.empty((K, n, B), dZ.dtype)
+        row = 0
+        for a in inputs:                                                 # V rows: the stacked inputs
+            V[row:row + a.shape[1]] = a[s:s + n].transpose(1, 0, 2)
+            row += a.shape[1]
+        if ones_row:
+            V[-1] = 1
+        Z = dZ[s:s + n].transpose(1, 0, 2).reshape(G, n * B)             # (G, nB): copied by reshape
+        total += V.reshape(K, n * B) @ Z.T
+    return total
 
 
 class RNNCell:
@@ -74,7 +92,9 @@ class RNNCell:
     z_t = W^T x_t + U^T h_{t-1} + b, so that, with dz_t = dL/dz_t (G, B),
 
         dW = sum_t x_t dz_t^T,   dU = sum_t h_{t-1} dz_t^T,   db = sum_t dz_t 1,
-        dx_t = W dz_t.
+        dx_t = W dz_t,
+
+    or, the three at once, [dW; dU; db] = sum_t [x_t; h_{t-1}; 1] dz_t^T.
     """
 
     gates = 1
@@ -151,11 +171,12 @@ class RNNCell:
     def accumulate_grads(self, X, tape):
         """Weight gradients of all steps at once from X (T, D, B), tape.H_prev
         (T, H, B) and tape.dZ (T, G, B)."""
-        dZ = tape.dZ
-        self.grads["kernel"] += sum_over_time_and_batch(X, dZ)                      # (D, G)
-        self.grads["recurrent_kernel"] += sum_over_time_and_batch(tape.H_prev, dZ)  # (H, G)
+        D, H = self.input_dim, self.units
+        dWUb = sum_over_time_and_batch([X, tape.H_prev], tape.dZ, ones_row=self.use_bias)  # (D + H [+ 1], G)
+        self.grads["kernel"] += dWUb[:D]
+        self.grads["recurrent_kernel"] += dWUb[D:D + H]
         if self.use_bias:
-            self.grads["bias"] += dZ.sum(axis=(0, 2))                                # (G,)
+            self.grads["bias"] += dWUb[D + H]
 
     def input_grad(self, tape):
         """dX = W dZ for all steps at once: (T, G, B) -> (T, D, B)."""
@@ -226,23 +247,65 @@ class LSTMCell(RNNCell):
             b[self.units:2 * self.units] = 1.0  # forget gate open at the start
         return b
 
+    @property
+    def one_exp(self):
+        """True for the default activations (sigmoid gates, tanh candidate): one exp serves all four gates."""
+        return (self.recurrent_activation.name, self.activation.name) == ("sigmoid", "tanh")
+
+    def row_scale(self, dtype):
+        """k (4H,): how ``one_exp`` scales each row of z (1 everywhere otherwise).
+
+        s(z) = 1 / (1 + e^{-z}) and tanh(z) = 2 s(2z) - 1, so with k = -1 on the
+        rows of i, f, o and k = -2 on the candidate's rows, every gate is an affine
+        function of e = 1 / (1 + exp(k z)): i, f, o = e and g = 2 e - 1.
+        """
+        H, k = self.units, backend.xp.ones(4 * self.units, dtype)
+        if self.one_exp:
+            k[:] = -1.0
+            k[2 * H:3 * H] = -2.0
+        return k
+
+    def project_inputs(self, X):
+        """Phase 1 with the rows scaled by k (``row_scale``): k (W^T X + b), (T, 4H, B)."""
+        k = self.row_scale(X.dtype)
+        XW = (self.params["kernel"] * k).T @ X
+        if self.use_bias:
+            XW += (self.params["bias"] * k)[:, None]
+        return XW
+
     def prepare(self, tape, T, B, dtype):
         xp, H = backend.xp, self.units
         tape.S = xp.empty((T, 4 * H, B), dtype)       # row blocks i, f, g, o of every step
         tape.C = xp.zeros((T + 1, H, B), dtype)       # C[t + 1] = c_t, C[0] = c_0 = 0
         tape.TC = xp.empty((T, H, B), dtype)          # g_act(c_t)
+        tape.kU_T = (self.params["recurrent_kernel"] * self.row_scale(dtype)).T  # (4H, H): k U^T
 
     def step_forward(self, t, xw_t, states, tape):
         h_prev, c_prev = states
-        H, xp = self.units, backend.xp
-        z = xw_t + self.params["recurrent_kernel"].T @ self.recurrent_input(h_prev, tape)  # (4H, B)
-        S = self.recurrent_activation.forward(z, out=tape.S[t])      # s(z) for every row block
-        g = self.activation.forward(z[2 * H:3 * H], out=S[2 * H:3 * H])  # the candidate's rows: g_act(z_c)
-        i, f, o = S[:H], S[H:2 * H], S[3 * H:]
+        xp = backend.xp
+        S = xp.matmul(tape.kU_T, self.recurrent_input(h_prev, tape), out=tape.S[t])  # k U^T h_{t-1}
+        S += xw_t                                                    # k z, (4H, B)
+        i, f, g, o = self.gate_activations(S)                        # in place: S holds i, f, g, o
         c = xp.multiply(f, c_prev, out=tape.C[t + 1])                # c_t = f c_{t-1} + i g
         c += i * g
         tanh_c = self.activation.forward(c, out=tape.TC[t])
         return [xp.multiply(o, tanh_c, out=tape.H[t + 1]), c]        # h_t = o g_act(c_t)
+
+    def gate_activations(self, S):
+        """k z (4H, B) -> the gate blocks i, f, g, o, computed in place in S."""
+        H, xp = self.units, backend.xp
+        i, f, g, o = S[:H], S[H:2 * H], S[2 * H:3 * H], S[3 * H:]
+        if self.one_exp:
+            xp.exp(S, out=S)                                         # exp(k z): may overflow to inf,
+            S += 1.0                                                 # then e = 1 / (1 + inf) = 0
+            xp.reciprocal(S, out=S)                                  # e: s(z) on i, f, o; s(2 z_c) on g
+            g *= 2.0
+            g -= 1.0                                                 # tanh(z_c) = 2 s(2 z_c) - 1
+        else:                                                        # k = 1: S holds z
+            self.activation.forward(g, out=g)
+            for gate in (S[:2 * H], o):
+                self.recurrent_activation.forward(gate, out=gate)
+        return i, f, g, o
 
     def prepare_backward(self, tape):
         H, S, tanh_c = self.units, tape.S, tape.TC
@@ -288,6 +351,7 @@ class PeepholeLSTMCell(LSTMCell):
     (the peephole gradients are summed over all steps at once, in phase 4).
     """
 
+    one_exp = False  # the peepholes add to z after the projection: z stays unscaled (k = 1)
     weight_names = ("kernel", "recurrent_kernel", "bias", "input_gate_peephole_weights",
                     "forget_gate_peephole_weights", "output_gate_peephole_weights")
 
@@ -445,23 +509,24 @@ class GRUCell(RNNCell):
         return [dh_prev]
 
     def accumulate_grads(self, X, tape):
-        H, grads, dZ, H_prev = self.units, self.grads, tape.dZ, tape.H_prev
+        D, H, grads = self.input_dim, self.units, self.grads
         g_kernel, g_rec = grads["kernel"], grads["recurrent_kernel"]
-        g_kernel[:, :2 * H] += sum_over_time_and_batch(X, dZ[:, :2 * H])
-        g_rec[:, :2 * H] += sum_over_time_and_batch(H_prev, dZ[:, :2 * H])
-        if self.reset_after:
-            g_kernel[:, 2 * H:] += sum_over_time_and_batch(X, dZ[:, 3 * H:])
-            g_rec[:, 2 * H:] += sum_over_time_and_batch(H_prev, dZ[:, 2 * H:3 * H])
+        if self.reset_after:                  # dZ rows z, r, rec_h, h: x feeds z, r, h; h feeds z, r, rec_h
+            M = sum_over_time_and_batch([X, tape.H_prev], tape.dZ, ones_row=self.use_bias)  # (D+H[+1], 4H)
+            g_kernel[:, :2 * H] += M[:D, :2 * H]
+            g_kernel[:, 2 * H:] += M[:D, 3 * H:]
+            g_rec += M[D:D + H, :3 * H]
             if self.use_bias:
-                sums = dZ.sum(axis=(0, 2))                                  # rows z, r, rec_h, h
-                grads["bias"][0, :2 * H] += sums[:2 * H]
-                grads["bias"][0, 2 * H:] += sums[3 * H:]
-                grads["bias"][1] += sums[:3 * H]
-        else:
-            g_kernel[:, 2 * H:] += sum_over_time_and_batch(X, dZ[:, 2 * H:])
-            g_rec[:, 2 * H:] += sum_over_time_and_batch(tape.R, dZ[:, 2 * H:])   # U_h sees r * h
+                grads["bias"][0, :2 * H] += M[-1, :2 * H]
+                grads["bias"][0, 2 * H:] += M[-1, 3 * H:]
+                grads["bias"][1] += M[-1, :3 * H]
+        else:                                 # dZ rows z, r, h: U_z, U_r see h_{t-1}, U_h sees r * h
+            M = sum_over_time_and_batch([X, tape.H_prev, tape.R], tape.dZ, ones_row=self.use_bias)
+            g_kernel += M[:D]
+            g_rec[:, :2 * H] += M[D:D + H, :2 * H]
+            g_rec[:, 2 * H:] += M[D + H:D + 2 * H, 2 * H:]
             if self.use_bias:
-                grads["bias"] += dZ.sum(axis=(0, 2))
+                grads["bias"] += M[-1]
 
     def input_grad(self, tape):
         W, dZ, H = self.params["kernel"], tape.dZ, self.units
@@ -592,8 +657,9 @@ class RNN(Layer):
         cell.prepare(tape, T, B, x.dtype)
         XW = cell.project_inputs(X)                      # phase 1: (T, G, B)
         states = [tape.H[0]] + [xp.zeros((self.units, B), x.dtype) for _ in range(cell.state_size - 1)]
-        for t in range(T):                               # phase 2: the recurrence
-            states = cell.step_forward(t, XW[t], states, tape)
+        with activations.overflow_ignored():             # exp(-z) -> inf is how a sigmoid reaches 0
+            for t in range(T):                           # phase 2: the recurrence
+                states = cell.step_forward(t, XW[t], states, tape)
         self._remember((X, tape, in_mask, rec_mask))
         y = tape.H[1:].transpose(2, 0, 1) if self.return_sequences else tape.H[T].T
         return [y, *(s.T for s in states)] if self.return_state else y
