@@ -85,6 +85,16 @@ def sum_over_time_and_batch(inputs, dZ, ones_row=False, slice_size=2**20):
     return total
 
 
+def project(W, X):
+    """W^T x_t for every step at once: W (D, G), X (T, D, B) -> (T, G, B).
+
+    T matrix products (``W.T @ X`` broadcasts over t). With one input feature
+    (D = 1, the course's series) each product is an outer product w x_t, and
+    one broadcast multiply does all T of them: one operation instead of T.
+    """
+    return W.T * X if W.shape[0] == 1 else W.T @ X
+
+
 class RNNCell:
     """Base cell: kernel W (D, G), recurrent kernel U (H, G), bias b (G,).
 
@@ -130,7 +140,7 @@ class RNNCell:
     # --- phase 1 ------------------------------------------------------------
     def project_inputs(self, X):
         """XW = W^T X + b for all steps at once: X (T, D, B) -> XW (T, G, B)."""
-        XW = self.params["kernel"].T @ X
+        XW = project(self.params["kernel"], X)
         if self.use_bias:
             XW += self.params["bias"][:, None]
         return XW
@@ -268,7 +278,7 @@ class LSTMCell(RNNCell):
     def project_inputs(self, X):
         """Phase 1 with the rows scaled by k (``row_scale``): k (W^T X + b), (T, 4H, B)."""
         k = self.row_scale(X.dtype)
-        XW = (self.params["kernel"] * k).T @ X
+        XW = project(self.params["kernel"] * k, X)
         if self.use_bias:
             XW += (self.params["bias"] * k)[:, None]
         return XW
@@ -439,7 +449,7 @@ class GRUCell(RNNCell):
         return initializers.zeros(shape)
 
     def project_inputs(self, X):
-        XW = self.params["kernel"].T @ X
+        XW = project(self.params["kernel"], X)
         if self.use_bias:
             XW += (self.params["bias"][0] if self.reset_after else self.params["bias"])[:, None]
         return XW
