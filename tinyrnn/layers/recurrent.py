@@ -293,7 +293,7 @@ class LSTMCell(RNNCell):
     def step_forward(self, t, xw_t, states, tape):
         h_prev, c_prev = states
         xp = backend.xp
-        S = xp.matmul(tape.kU_T, self.recurrent_input(h_prev, tape), out=tape.S[t])  # k U^T h_{t-1}
+        S = xp.dot(tape.kU_T, self.recurrent_input(h_prev, tape), out=tape.S[t])     # k U^T h_{t-1}
         S += xw_t                                                    # k z, (4H, B)
         i, f, g, o = self.gate_activations(S)                        # in place: S holds i, f, g, o
         c = xp.multiply(f, c_prev, out=tape.C[t + 1])                # c_t = f c_{t-1} + i g
@@ -338,7 +338,7 @@ class LSTMCell(RNNCell):
         dz_ifc = dz[:3 * H].reshape(3, H, -1)
         xp.multiply(dz_ifc, dc, out=dz_ifc)                           # dz_i, dz_f, dz_c
         dz[3 * H:] *= dh                                              # dz_o
-        dh_prev = self.recurrent_input_grad(self.params["recurrent_kernel"] @ dz, tape)  # (H, B)
+        dh_prev = self.recurrent_input_grad(self.params["recurrent_kernel"].dot(dz), tape)  # U dz, (H, B)
         return [dh_prev, dc * tape.f[t]]                              # dc_t/dc_{t-1} = f
 
     def get_config(self):
