@@ -49,6 +49,7 @@ def test_quick_json_times_every_cpu_workload():
             assert key in record, f"{name}: no {key!r}"
         assert record["backend"] == "numpy" and record["device"] == "cpu" and record["threads"] == 1
         assert record["blas_threads"] in (1, None)  # None where NumPy's BLAS is not OpenBLAS
+        assert record["tinyrnn_threads"] == (os.cpu_count() if name == "W3" else 1)
     for name in GPU_WORKLOADS:  # the numpy backend: skipped, saying why
         assert records[name]["skipped"] and "cupy" in records[name]["note"]
 
@@ -57,7 +58,7 @@ def test_table_names_the_machine_and_prints_a_row():
     done = run_bench("--quick", "--workloads", "w2-simplernn,W1-gpu", "--threads", "1")
     assert done.returncode == 0, done.stderr
     out = done.stdout
-    assert "machine:" in out and "numpy" in out and "1 threads" in out and "blas = threads" in out
+    assert "machine:" in out and "numpy" in out and "1 threads" in out and "threads, blas =" in out
     row = next(line for line in out.splitlines() if line.startswith("W2-simplernn"))
     assert "SimpleRNN(20)" in row and ("x" in row.split()[-1] if HAS_TORCH else "torch not installed" in row)
     assert any(line.startswith("W1-gpu") and "skipped" in line for line in out.splitlines())
@@ -71,9 +72,10 @@ def test_memory_option_reports_peak_and_activations():
     assert record["activation_bytes"] == bench.lstm_activation_bytes(2, 10, 64, 32)
 
 
-def test_small_models_get_one_blas_thread_large_ones_every_core():
-    own = {workload.name: workload.blas_threads for workload in bench.WORKLOADS}
-    assert own == {"W1": 1, "W2-gru": 1, "W2-simplernn": 1, "W3": 0, "W4": 1, "W1-gpu": 1, "W5": 0}
+def test_small_models_get_one_thread_large_ones_every_core():
+    own = {workload.name: (workload.threads, workload.blas_threads) for workload in bench.WORKLOADS}
+    assert own == {"W1": (1, 1), "W2-gru": (1, 1), "W2-simplernn": (1, 1), "W3": (0, 1), "W4": (1, 1),
+                   "W1-gpu": (1, 1), "W5": (1, 0)}
     args = bench.parse_args(["--workloads", "W1"])
     assert args.blas_threads is None  # each workload's own unless given
 

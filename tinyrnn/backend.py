@@ -17,6 +17,7 @@ import contextlib
 import ctypes
 import os
 import pathlib
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy
 
@@ -25,6 +26,8 @@ xp = numpy
 
 _name = "numpy"
 _floatx = numpy.dtype("float32")
+_threads = 1
+_pool = None
 
 _CUPY_HINT = (
     "Install CuPy for your CUDA version, e.g. `pip install tinyrnn[gpu]` "
@@ -163,6 +166,54 @@ def blas_threads() -> int | None:
         if getter is not None:
             return int(getter())
     return None
+
+
+PARALLEL_GRAIN = 2**15
+"""Entries per time step (B x G) from which a recurrent layer splits its batch over threads."""
+
+
+def set_threads(n: int) -> None:
+    """Run each large recurrent layer's batch as ``n`` parts, one thread each (default 1).
+
+    NumPy releases the GIL inside its array operations, so the parts compute on
+    ``n`` cores at once: the element-wise operations of a step, which NumPy runs
+    on one core, as well as the matrix products. With ``n`` > 1 NumPy's BLAS is
+    limited to one thread (``limit_blas_threads(1)``) so that the parts' products
+    do not compete for the same cores. Only layers whose steps have at least
+    ``PARALLEL_GRAIN`` entries (B x G, e.g. B=64 with LSTM(256)) are split; the
+    course's small layers (B=32, LSTM(20): 2560) would only pay the threads'
+    overhead. The NumPy backend only: on CuPy a batch is never split.
+    """
+    global _threads, _pool
+    n = int(n)
+    if n < 1:
+        raise ValueError(f"threads must be a positive integer, got {n}")
+    if _pool is not None:
+        _pool.shutdown()
+    _threads, _pool = n, (ThreadPoolExecutor(n, thread_name_prefix="tinyrnn") if n > 1 else None)
+    if n > 1:
+        limit_blas_threads(1)
+
+
+def threads() -> int:
+    """How many threads a large recurrent layer uses (``set_threads``)."""
+    return _threads
+
+
+def batch_parts(batch_size: int, entries_per_step: int) -> list:
+    """The batch as slices of columns: one slice of all of it, or ``threads()``
+    slices when several threads are set and a step has ``PARALLEL_GRAIN`` entries."""
+    n = min(_threads, batch_size) if _name == "numpy" and entries_per_step >= PARALLEL_GRAIN else 1
+    bounds = [batch_size * k // n for k in range(n + 1)]
+    return [slice(start, stop) for start, stop in zip(bounds, bounds[1:])]
+
+
+def parallel_map(function, *iterables) -> list:
+    """[function(*items) for items in zip(*iterables)], in the threads when there are several."""
+    calls = list(zip(*iterables))
+    if len(calls) <= 1 or _pool is None:
+        return [function(*items) for items in calls]
+    return list(_pool.map(lambda items: function(*items), calls))
 
 
 if os.environ.get("TINYRNN_BACKEND"):

@@ -216,6 +216,8 @@ class Workload:
     the course's small models (B=32, H=20: their matrix products are too small
     to share between threads, and ``python -m tinyrnn chapter`` runs them so,
     just as PyTorch runs small operations on one thread), 0 for every core.
+    ``threads`` is ``backend.set_threads`` for tinyrnn (0: every core): W3's
+    large layers split their batch over the cores, each part with one BLAS thread.
     """
 
     name: str
@@ -226,24 +228,25 @@ class Workload:
     batch_size: int
     per_step: bool = False
     blas_threads: int = 1
+    threads: int = 1
 
 
 def recurrent_workload(name, layer_class, units, n_features, make_data, batch_size, per_step=False,
-                       blas_threads=1):
+                       blas_threads=1, threads=1):
     """A ``stacked_rnn`` workload; its PyTorch twin uses the torch.nn class of the same cell."""
     torch_name = {LSTM: "LSTM", GRU: "GRU", SimpleRNN: "RNN"}[layer_class]
     model = f"{layer_class.__name__}({units}) x 2 + TimeDistributed(Dense({N_AHEAD}))"
     return Workload(name, model + (", one training step" if per_step else ""),
                     functools.partial(stacked_rnn, layer_class, units, n_features),
                     functools.partial(torch_stacked_rnn, torch_name, units, n_features),
-                    make_data, batch_size, per_step, blas_threads)
+                    make_data, batch_size, per_step, blas_threads, threads)
 
 
 WORKLOADS = [
     recurrent_workload("W1", LSTM, 20, 1, w1_data, 32),
     recurrent_workload("W2-gru", GRU, 20, 1, w1_data, 32),
     recurrent_workload("W2-simplernn", SimpleRNN, 20, 1, w1_data, 32),
-    recurrent_workload("W3", LSTM, 256, 32, w3_data, 64, blas_threads=0),
+    recurrent_workload("W3", LSTM, 256, 32, w3_data, 64, threads=0),
     Workload("W4", "WaveNet: Conv1D(20, 2) rates (1, 2, 4, 8) x 2 + Conv1D(10, 1)",
              wavenet, torch_wavenet, w1_data, 32),
     recurrent_workload("W1-gpu", LSTM, 20, 1, w1_batch, 32, per_step=True),
@@ -351,6 +354,7 @@ class Result:
     tinyrnn_s: float | None = None
     torch_s: float | None = None
     ratio: float | None = None
+    tinyrnn_threads: int = 1         # backend.set_threads under tinyrnn ("threads" is PyTorch's)
     blas_threads: int | None = None  # NumPy's BLAS threads under tinyrnn (None: could not be set)
     tinyrnn_times: list = field(default_factory=list)
     torch_times: list = field(default_factory=list)
@@ -388,6 +392,8 @@ def run_workload(workload: Workload, repeats: int, quick: bool, blas_threads: in
     if workload.per_step and backend.get_backend() != "cupy":
         result.skipped, result.note = True, "GPU workload: needs the cupy backend (--backend cupy)"
         return result
+    result.tinyrnn_threads = workload.threads or os.cpu_count()
+    backend.set_threads(result.tinyrnn_threads)  # before the BLAS threads: more than one sets BLAS to one
     result.blas_threads = set_blas_threads(workload.blas_threads if blas_threads is None else blas_threads)
     tiny = TinyrnnTrainer(workload, X, Y)
     device = torch_device()
@@ -521,7 +527,7 @@ def set_blas_threads(blas_threads: int) -> int | None:
 
 
 # --- output ------------------------------------------------------------------------------------
-COLUMNS = "{:<14}{:<64}{:<36}{:>6}{:>10}{:>10}{:>8}"
+COLUMNS = "{:<14}{:<64}{:<36}{:>8}{:>6}{:>10}{:>10}{:>8}"
 
 
 def format_time(seconds: float | None, unit: str) -> str:
@@ -534,9 +540,9 @@ def format_row(result: Result) -> str:
     if result.skipped:
         return f"{result.workload:<14}skipped: {result.note}"
     ratio = "-" if result.ratio is None else f"{result.ratio:.2f}x"
-    row = COLUMNS.format(result.workload, result.model, result.data, result.blas_threads or "?",
-                         format_time(result.tinyrnn_s, result.unit), format_time(result.torch_s, result.unit),
-                         ratio)
+    row = COLUMNS.format(result.workload, result.model, result.data, result.tinyrnn_threads,
+                         result.blas_threads or "?", format_time(result.tinyrnn_s, result.unit),
+                         format_time(result.torch_s, result.unit), ratio)
     return row + (f"   ({result.note})" if result.note else "")
 
 
@@ -549,10 +555,10 @@ def print_header(info: dict, repeats: int) -> None:
           f"Python {info['python_version']}")
     print(f"numpy {info['numpy_version']} (BLAS: {info['blas']}); tinyrnn backend {info['backend']} on "
           f"{info['device']}; {torch}; {info['threads']} threads")
-    print("blas = threads of NumPy's BLAS under tinyrnn (1 for the course's small models, as the "
-          "chapter runs)")
+    print("threads, blas = tinyrnn's threads (backend.set_threads: a large layer's batch split over the "
+          "cores) and NumPy's BLAS threads;\n1 and 1 for the course's small models, as the chapter runs them")
     print()
-    print(COLUMNS.format("workload", "model", "data", "blas", "tinyrnn", "torch", "ratio"))
+    print(COLUMNS.format("workload", "model", "data", "threads", "blas", "tinyrnn", "torch", "ratio"))
 
 
 def print_memory(memory: dict) -> None:
@@ -612,8 +618,10 @@ def main(argv=None) -> int:
         backend.set_backend(args.backend)
     threads = args.threads or os.cpu_count()
     limit_torch_threads(threads)
-    if args.memory:
-        set_blas_threads(0 if args.blas_threads is None else args.blas_threads)
+    if args.memory:  # W3's settings: its batch split over every core, one BLAS thread each
+        w3 = next(workload for workload in WORKLOADS if workload.name == "W3")
+        backend.set_threads(w3.threads or os.cpu_count())
+        set_blas_threads(w3.blas_threads if args.blas_threads is None else args.blas_threads)
         return report_memory(args, threads)
     return report_timings(args, threads)
 

@@ -44,6 +44,7 @@ where U multiplies it, and pass the gradient of that product back through
 
 from __future__ import annotations
 
+import copy
 from types import SimpleNamespace
 
 from tinyrnn import activations, backend, initializers, validation
@@ -52,7 +53,7 @@ from tinyrnn.layers.core import _rate, dropout_mask
 from tinyrnn.layers.normalization import layer_norm_backward, layer_norm_forward
 
 
-def sum_over_time_and_batch(inputs, dZ, ones_row=False, slice_size=2**20):
+def sum_over_time_and_batch(inputs, dZ, ones_row=False, slice_size=None):
     """sum over t and b of v dz^T, with v the inputs stacked (and a row of ones).
 
     inputs: (T, k, B) arrays, stacked into v_t = [a_t; b_t; ...; 1] (K, B);
@@ -64,11 +65,14 @@ def sum_over_time_and_batch(inputs, dZ, ones_row=False, slice_size=2**20):
     Both operands are copied into that matrix layout (features, time, batch),
     in slices of time of at most ``slice_size`` entries of dZ, so that for a
     large layer the copies never become the peak of training memory (the
-    course's small layers take one slice).
+    course's small layers take one slice). The default, 2^20 entries shared by
+    the ``backend.threads()`` that may run this at once, keeps that true when a
+    layer's batch is split over threads.
     """
     xp = backend.xp
     T, G, B = dZ.shape
     K = sum(a.shape[1] for a in inputs) + int(ones_row)
+    slice_size = slice_size or 2**20 // backend.threads()
     step = max(1, slice_size // (G * B))
     total = xp.zeros((K, G), dZ.dtype)
     for s in range(0, T, step):
@@ -83,6 +87,16 @@ def sum_over_time_and_batch(inputs, dZ, ones_row=False, slice_size=2**20):
         Z = dZ[s:s + n].transpose(1, 0, 2).reshape(G, n * B)             # (G, nB): copied by reshape
         total += V.reshape(K, n * B) @ Z.T
     return total
+
+
+def columns(a, part):
+    """a[..., part]: the columns (sequences) of one batch part, or None for None."""
+    return None if a is None else a[..., part]
+
+
+def join(arrays):
+    """The batch parts' arrays side by side again (along the last axis, the batch)."""
+    return arrays[0] if len(arrays) == 1 else backend.xp.concatenate(arrays, axis=-1)
 
 
 def project(W, X):
@@ -136,6 +150,13 @@ class RNNCell:
     def add_param(self, name, value):
         self.params[name] = value
         self.grads[name] = backend.xp.zeros_like(value)
+
+    def part_copy(self):
+        """A copy sharing this cell's parameters, with gradients of its own (zeros):
+        one per batch part when a layer's batch runs on several threads."""
+        twin = copy.copy(self)
+        twin.grads = {name: backend.xp.zeros_like(grad) for name, grad in self.grads.items()}
+        return twin
 
     # --- phase 1 ------------------------------------------------------------
     def project_inputs(self, X):
@@ -656,54 +677,83 @@ class RNN(Layer):
     # --- forward: phases 1 and 2 -------------------------------------------------
     def forward(self, x, training=False):
         self._check_input(x)
-        xp, cell = backend.xp, self.cell
         B, T, D = x.shape
         in_mask, rec_mask = self._dropout_masks(B, D, x.dtype, training)
         X = x.transpose(1, 2, 0)                          # (T, D, B): time-major, feature-major
         if in_mask is not None:
             X = X * in_mask
-        tape = SimpleNamespace(H=xp.zeros((T + 1, self.units, B), x.dtype),  # H[t + 1] = h_t
-                               rec_mask=rec_mask)
-        cell.prepare(tape, T, B, x.dtype)
+        parts = backend.batch_parts(B, self.cell.gates * self.units * B)  # [all of it], or one per thread
+        H = backend.xp.zeros((T + 1, self.units, B), x.dtype)  # H[t + 1] = h_t, every part's columns
+        runs = backend.parallel_map(
+            lambda part: self.unroll(self.cell, X[:, :, part], columns(rec_mask, part), H[:, :, part]), parts)
+        self._remember((X, [tape for tape, _ in runs], parts, in_mask))
+        y = H[1:].transpose(2, 0, 1) if self.return_sequences else H[T].T
+        if not self.return_state:
+            return y
+        return [y, *(join(part_states).T for part_states in zip(*(states for _, states in runs)))]
+
+    def unroll(self, cell, X, rec_mask, H):
+        """Phases 1 and 2 on a batch (or a part of one): X (T, D, B) -> (tape, final states).
+
+        The cell writes h_t into ``H[t + 1]`` ((T + 1, H, B), H[0] = h_0 = 0) as ``tape.H``."""
+        xp = backend.xp
+        T, _, B = X.shape
+        tape = SimpleNamespace(H=H, rec_mask=rec_mask)
+        cell.prepare(tape, T, B, X.dtype)
         XW = cell.project_inputs(X)                      # phase 1: (T, G, B)
-        states = [tape.H[0]] + [xp.zeros((self.units, B), x.dtype) for _ in range(cell.state_size - 1)]
+        states = [tape.H[0]] + [xp.zeros((self.units, B), X.dtype) for _ in range(cell.state_size - 1)]
         with activations.overflow_ignored():             # exp(-z) -> inf is how a sigmoid reaches 0
             for t in range(T):                           # phase 2: the recurrence
                 states = cell.step_forward(t, XW[t], states, tape)
-        self._remember((X, tape, in_mask, rec_mask))
-        y = tape.H[1:].transpose(2, 0, 1) if self.return_sequences else tape.H[T].T
-        return [y, *(s.T for s in states)] if self.return_state else y
+        return tape, states
 
     # --- backward: phases 3 and 4 ---------------------------------------------------
     def backward(self, dy):
-        X, tape, in_mask, rec_mask = self._recall()
+        X, tapes, parts, in_mask = self._recall()
         xp, cell = backend.xp, self.cell
-        T, B = X.shape[0], X.shape[2]
+        B = X.shape[2]
         dy, dfinal = (dy[0], list(dy[1:])) if self.return_state else (dy, [])
         dstates = [xp.zeros((self.units, B), X.dtype) for _ in range(cell.state_size)]
         for k, ds in enumerate(dfinal):
             if ds is not None:
                 dstates[k] += ds.T
-        if self.return_sequences:
-            dY = dy.transpose(1, 2, 0)                   # (T, H, B)
-        else:
+        dY = dy.transpose(1, 2, 0) if self.return_sequences else None  # (T, H, B)
+        if dY is None:
             dstates[0] += dy.T
-        tape.H_prev = tape.H[:-1] if rec_mask is None else tape.H[:-1] * rec_mask
+        cells = [cell] if len(parts) == 1 else [cell.part_copy() for _ in parts]  # own grads per thread
+        runs = backend.parallel_map(
+            lambda part_cell, tape, part: self.backprop(part_cell, X[:, :, part], tape, columns(dY, part),
+                                                        [columns(ds, part) for ds in dstates]),
+            cells, tapes, parts)
+        if len(parts) > 1:                               # sum the parts' weight gradients
+            for part_cell in cells:
+                for name, grad in part_cell.grads.items():
+                    cell.grads[name] += grad
+        self._hidden_grad_norms = xp.sqrt(sum(squares for _, squares in runs))
+        del tapes                                        # the activations go before dX is joined
+        dX = join([dX for dX, _ in runs])                # (T, D, B)
+        if in_mask is not None:
+            dX *= in_mask
+        return dX.transpose(2, 0, 1)                     # (B, T, D)
+
+    def backprop(self, cell, X, tape, dY, dstates):
+        """Phases 3 and 4 on a batch (or a part): dY (T, H, B) or None, dstates the
+        gradients of the final states -> (dX (T, D, B), ||dL/dh_t||^2 per step (T,))."""
+        xp = backend.xp
+        T, B = X.shape[0], X.shape[2]
+        tape.H_prev = tape.H[:-1] if tape.rec_mask is None else tape.H[:-1] * tape.rec_mask
         cell.prepare_backward(tape)
         dH = xp.empty((T, self.units, B), X.dtype)       # dL/dh_t, all paths
         for t in reversed(range(T)):                     # phase 3: BPTT
-            if self.return_sequences:
+            if dY is not None:
                 xp.add(dstates[0], dY[t], out=dH[t])
             else:
                 dH[t] = dstates[0]
             dstates = cell.step_backward(t, [dH[t], *dstates[1:]], tape)
-        self._hidden_grad_norms = xp.sqrt((dH * dH).sum(axis=(1, 2)))
+        squares = (dH * dH).sum(axis=(1, 2))
         del dH
         cell.accumulate_grads(X, tape)                   # phase 4: weights, all steps at once
-        dX = cell.input_grad(tape)                       # phase 4: inputs, (T, D, B)
-        if in_mask is not None:
-            dX *= in_mask
-        return dX.transpose(2, 0, 1)                     # (B, T, D)
+        return cell.input_grad(tape), squares            # phase 4: inputs, (T, D, B)
 
     @property
     def hidden_grad_norms(self):

@@ -1,0 +1,124 @@
+"""A recurrent layer's batch split over threads (``backend.set_threads``) computes what one thread does.
+
+The tests lower ``backend.PARALLEL_GRAIN`` so that the small test layers
+(B=5, T=4, D=3, H=4) split too; the batch size is odd so the parts differ in size.
+"""
+
+from __future__ import annotations
+
+import numpy
+import pytest
+from helpers import assert_close, randomize_params
+
+from tinyrnn import backend, gradcheck, seeding
+from tinyrnn.layers import GRU, LSTM, RNN, LNSimpleRNNCell, PeepholeLSTMCell, SimpleRNN
+from tinyrnn.models import Sequential
+
+B, T, D, H = 5, 4, 3, 4
+BUILDERS = {
+    "SimpleRNN": lambda **kw: SimpleRNN(H, **kw),
+    "LSTM": lambda **kw: LSTM(H, **kw),
+    "GRU(reset_after)": lambda **kw: GRU(H, **kw),
+    "GRU(reset_before)": lambda **kw: GRU(H, reset_after=False, **kw),
+    "RNN(PeepholeLSTMCell)": lambda **kw: RNN(PeepholeLSTMCell(H), **kw),
+    "RNN(LNSimpleRNNCell)": lambda **kw: RNN(LNSimpleRNNCell(H), **kw),
+}
+
+
+@pytest.fixture
+def threads(monkeypatch):
+    """set_threads(n) for the test, with every layer large enough to split; one thread afterwards."""
+    monkeypatch.setattr(backend, "PARALLEL_GRAIN", 1)
+    blas = backend.blas_threads()
+    yield backend.set_threads
+    backend.set_threads(1)
+    if blas:
+        backend.limit_blas_threads(blas)
+
+
+def forward_backward(layer, x, upstream, training, seed):
+    """Outputs, input gradient, weight gradients and hidden-gradient norms of one forward/backward."""
+    seeding.set_random_seed(seed)  # the same dropout masks in both runs
+    for grad in layer.grads.values():
+        grad[...] = 0
+    y = layer.forward(x, training=training)
+    ys = y if isinstance(y, list) else [y]
+    dx = layer.backward(upstream if len(ys) > 1 else upstream[0])
+    return ([backend.to_numpy(o).copy() for o in ys], backend.to_numpy(dx).copy(),
+            {k: backend.to_numpy(g).copy() for k, g in layer.grads.items()}, layer.hidden_grad_norms.copy())
+
+
+@pytest.mark.parametrize("options", [
+    {"return_sequences": True},
+    {"return_sequences": False, "return_state": True},
+    {"return_sequences": True, "return_state": True, "dropout": 0.3, "recurrent_dropout": 0.4},
+], ids=["seq", "last+state", "seq+state+dropout"])
+@pytest.mark.parametrize("name", BUILDERS)
+def test_split_batch_equals_one_thread(threads, name, options):
+    with backend.float_precision("float64"):
+        layer = BUILDERS[name](**options)
+        layer.build((None, None, D))
+    randomize_params(layer, seed=1)
+    rng = numpy.random.default_rng(2)
+    x = rng.normal(size=(B, T, D))
+    shapes = layer.compute_output_shape((B, T, D))
+    shapes = shapes if isinstance(shapes, list) else [shapes]
+    upstream = [rng.normal(size=shape) for shape in shapes]
+    training = "dropout" in options
+    one = forward_backward(layer, x, upstream, training, seed=3)
+    threads(2)
+    assert len(backend.batch_parts(B, 1)) == 2
+    split = forward_backward(layer, x, upstream, training, seed=3)
+    for mine, ref in zip(split[0], one[0]):
+        assert_close(mine, ref, atol=1e-13, name="output")
+    assert_close(split[1], one[1], atol=1e-13, name="dx")
+    for k in one[2]:
+        assert_close(split[2][k], one[2][k], atol=1e-12, name=k)
+    assert_close(split[3], one[3], atol=1e-12, name="hidden_grad_norms")
+
+
+@pytest.mark.parametrize("name", ["LSTM", "GRU(reset_after)"])
+def test_gradcheck_on_three_threads(threads, name):
+    threads(3)
+    with backend.float_precision("float64"):
+        layer = BUILDERS[name](return_sequences=True)
+        layer.build((None, None, D))
+    randomize_params(layer, seed=4)
+    x = numpy.random.default_rng(5).normal(size=(B, T, D))
+    gradcheck(layer, x).assert_ok(1e-7)
+
+
+def test_training_with_threads_follows_one_thread(threads):
+    rng = numpy.random.default_rng(6)
+    x, y = rng.normal(size=(40, T, D)).astype("float32"), rng.normal(size=(40, T, H)).astype("float32")
+    losses = []
+    for n in (1, 2):
+        threads(n)
+        seeding.set_random_seed(7)
+        model = Sequential([LSTM(H, return_sequences=True, input_shape=[None, D]),
+                            GRU(H, return_sequences=True)])
+        model.compile(loss="mse", optimizer="adam")
+        losses.append(model.fit(x, y, epochs=3, batch_size=8, shuffle=False, verbose=0).history["loss"])
+    assert_close(numpy.array(losses[1]), numpy.array(losses[0]), rtol=1e-5, name="loss curve")
+
+
+def test_batch_parts():
+    assert backend.threads() == 1
+    assert backend.batch_parts(64, 10**6) == [slice(0, 64)]          # one thread: one part
+    backend.set_threads(2)
+    try:
+        assert backend.batch_parts(64, backend.PARALLEL_GRAIN) == [slice(0, 32), slice(32, 64)]
+        assert backend.batch_parts(5, backend.PARALLEL_GRAIN) == [slice(0, 2), slice(2, 5)]
+        assert backend.batch_parts(1, backend.PARALLEL_GRAIN) == [slice(0, 1)]       # one sequence
+        assert backend.batch_parts(32, 32 * 80) == [slice(0, 32)]    # the course's LSTM(20): too small
+        if backend.blas_threads() is not None:
+            assert backend.blas_threads() == 1                       # threads, not BLAS, share the cores
+    finally:
+        backend.set_threads(1)
+
+
+@pytest.mark.parametrize("bad", [0, -2])
+def test_set_threads_refuses_non_positive(bad):
+    with pytest.raises(ValueError, match="positive"):
+        backend.set_threads(bad)
+    assert backend.threads() == 1
