@@ -14,6 +14,12 @@ How the clock is read:
 3. report the median of each side and ratio = tinyrnn / PyTorch (below 1:
    tinyrnn is faster).
 
+PyTorch runs with ``--threads`` threads (default: every CPU). tinyrnn's threads
+are the workload's own (``Workload.threads`` and ``Workload.blas_threads``,
+printed in the table): one BLAS thread for the course's small models, as the
+chapter runs them; W3's large layers split their batch over every core
+(``tinyrnn.set_threads``), each part on one BLAS thread.
+
 Both sides run the same loop: shuffle, then for every batch forward, loss,
 backward, one Adam update, and the batch's loss read back as a Python float
 (``fit`` reports the epoch's mean loss). On the CuPy backend the device is
