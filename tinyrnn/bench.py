@@ -592,8 +592,8 @@ def parse_args(argv) -> argparse.Namespace:
                         help="threads for PyTorch; default: all CPUs")
     parser.add_argument("--blas-threads", type=int, default=None,
                         help="threads for NumPy's BLAS under tinyrnn, 0 for every core (default: each "
-                             "workload's own, 1 for the course's small models as the chapter runs, every "
-                             "core for W3 and W5)")
+                             "workload's own: 1 on the CPU, the course's small models as the chapter runs "
+                             "them and W3 whose batch is split over the cores instead; every core for W5)")
     parser.add_argument("--backend", choices=("numpy", "cupy"), default=None,
                         help="tinyrnn's backend (default: the current one, TINYRNN_BACKEND or numpy)")
     parser.add_argument("--json", action="store_true", help="print a JSON list of results instead of a table")
