@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy
 import pytest
 from helpers import assert_close, randomize_params
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tinyrnn import backend, gradcheck, seeding
 from tinyrnn.layers import GRU, LSTM, RNN, LNSimpleRNNCell, PeepholeLSTMCell, SimpleRNN
@@ -25,15 +27,22 @@ BUILDERS = {
 }
 
 
+@pytest.fixture(autouse=True, scope="module")
+def leave_threads_as_found():
+    """set_threads(n > 1) also limits NumPy's BLAS to one thread: put both back for the other tests."""
+    blas = backend.blas_threads()
+    yield
+    backend.set_threads(1)
+    if blas:
+        backend.limit_blas_threads(blas)
+
+
 @pytest.fixture
 def threads(monkeypatch):
     """set_threads(n) for the test, with every layer large enough to split; one thread afterwards."""
     monkeypatch.setattr(backend, "PARALLEL_GRAIN", 1)
-    blas = backend.blas_threads()
     yield backend.set_threads
     backend.set_threads(1)
-    if blas:
-        backend.limit_blas_threads(blas)
 
 
 def forward_backward(layer, x, upstream, training, seed):
@@ -115,6 +124,22 @@ def test_batch_parts():
             assert backend.blas_threads() == 1                       # threads, not BLAS, share the cores
     finally:
         backend.set_threads(1)
+
+
+@settings(max_examples=50, deadline=None)
+@given(batch_size=st.integers(1, 300), n_threads=st.integers(1, 8), entries=st.integers(1, 2**17))
+def test_batch_parts_partition_the_batch(batch_size, n_threads, entries):
+    backend.set_threads(n_threads)
+    try:
+        parts = backend.batch_parts(batch_size, entries)
+    finally:
+        backend.set_threads(1)
+    covered = [i for part in parts for i in range(batch_size)[part]]
+    assert covered == list(range(batch_size))                        # every sequence once, in order
+    sizes = [part.stop - part.start for part in parts]
+    assert min(sizes) >= 1 and max(sizes) - min(sizes) <= 1           # as even as it can be
+    split = n_threads > 1 and entries >= backend.PARALLEL_GRAIN
+    assert len(parts) == (min(n_threads, batch_size) if split else 1)
 
 
 @pytest.mark.parametrize("bad", [0, -2])
