@@ -398,9 +398,7 @@ def run_workload(workload: Workload, repeats: int, quick: bool, blas_threads: in
     if workload.per_step and backend.get_backend() != "cupy":
         result.skipped, result.note = True, "GPU workload: needs the cupy backend (--backend cupy)"
         return result
-    result.tinyrnn_threads = workload.threads or os.cpu_count()
-    backend.set_threads(result.tinyrnn_threads)  # before the BLAS threads: more than one sets BLAS to one
-    result.blas_threads = set_blas_threads(workload.blas_threads if blas_threads is None else blas_threads)
+    result.tinyrnn_threads, result.blas_threads = set_tinyrnn_threads(workload, blas_threads)
     tiny = TinyrnnTrainer(workload, X, Y)
     device = torch_device()
     twin = TorchTrainer(workload, X, Y, device) if device else None
@@ -532,6 +530,14 @@ def set_blas_threads(blas_threads: int) -> int | None:
     return n
 
 
+def set_tinyrnn_threads(workload: Workload, blas_threads: int | None = None) -> tuple:
+    """Set tinyrnn's threads and NumPy's BLAS threads as ``workload`` wants them
+    (``blas_threads``, when given, overrides the workload's). Returns (threads, BLAS threads or None)."""
+    threads = workload.threads or os.cpu_count()
+    backend.set_threads(threads)  # before the BLAS threads: more than one sets BLAS to one
+    return threads, set_blas_threads(workload.blas_threads if blas_threads is None else blas_threads)
+
+
 # --- output ------------------------------------------------------------------------------------
 COLUMNS = "{:<14}{:<64}{:<36}{:>8}{:>6}{:>10}{:>10}{:>8}"
 
@@ -626,8 +632,7 @@ def main(argv=None) -> int:
     limit_torch_threads(threads)
     if args.memory:  # W3's settings: its batch split over every core, one BLAS thread each
         w3 = next(workload for workload in WORKLOADS if workload.name == "W3")
-        backend.set_threads(w3.threads or os.cpu_count())
-        set_blas_threads(w3.blas_threads if args.blas_threads is None else args.blas_threads)
+        set_tinyrnn_threads(w3, args.blas_threads)
         return report_memory(args, threads)
     return report_timings(args, threads)
 

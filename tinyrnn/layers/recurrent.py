@@ -159,11 +159,13 @@ class RNNCell:
         return twin
 
     # --- phase 1 ------------------------------------------------------------
-    def project_inputs(self, X):
-        """XW = W^T X + b for all steps at once: X (T, D, B) -> XW (T, G, B)."""
-        XW = project(self.params["kernel"], X)
+    def project_inputs(self, X, k=1.0):
+        """XW = k (W^T X + b) for all steps at once: X (T, D, B) -> XW (T, G, B).
+
+        k (G,) scales each row of z (``LSTMCell.row_scale``); 1 for the other cells."""
+        XW = project(self.params["kernel"] * k, X)
         if self.use_bias:
-            XW += self.params["bias"][:, None]
+            XW += (self.params["bias"] * k)[:, None]
         return XW
 
     # --- phases 2 and 3 -------------------------------------------------------
@@ -298,11 +300,7 @@ class LSTMCell(RNNCell):
 
     def project_inputs(self, X):
         """Phase 1 with the rows scaled by k (``row_scale``): k (W^T X + b), (T, 4H, B)."""
-        k = self.row_scale(X.dtype)
-        XW = project(self.params["kernel"] * k, X)
-        if self.use_bias:
-            XW += (self.params["bias"] * k)[:, None]
-        return XW
+        return super().project_inputs(X, self.row_scale(X.dtype))
 
     def prepare(self, tape, T, B, dtype):
         xp, H = backend.xp, self.units
