@@ -308,28 +308,33 @@ class LSTMCell(RNNCell):
         tape.C = xp.zeros((T + 1, H, B), dtype)       # C[t + 1] = c_t, C[0] = c_0 = 0
         tape.TC = xp.empty((T, H, B), dtype)          # g_act(c_t)
         tape.kU_T = (self.params["recurrent_kernel"] * self.row_scale(dtype)).T  # (4H, H): k U^T
+        tape.one = xp.ones((), dtype)                 # 1 as an array: NumPy adds it faster than 1.0
+        tape.ig = xp.empty((H, B), dtype)             # i g, and in backward dc and dc_{t-1}:
+        tape.dc, tape.dc_prev = xp.empty((2, H, B), dtype)  # buffers reused by every step
 
     def step_forward(self, t, xw_t, states, tape):
         h_prev, c_prev = states
         xp = backend.xp
         S = xp.dot(tape.kU_T, self.recurrent_input(h_prev, tape), out=tape.S[t])     # k U^T h_{t-1}
         S += xw_t                                                    # k z, (4H, B)
-        i, f, g, o = self.gate_activations(S)                        # in place: S holds i, f, g, o
+        i, f, g, o = self.gate_activations(S, tape.one)              # in place: S holds i, f, g, o
         c = xp.multiply(f, c_prev, out=tape.C[t + 1])                # c_t = f c_{t-1} + i g
-        c += i * g
+        c += xp.multiply(i, g, out=tape.ig)
         tanh_c = self.activation.forward(c, out=tape.TC[t])
         return [xp.multiply(o, tanh_c, out=tape.H[t + 1]), c]        # h_t = o g_act(c_t)
 
-    def gate_activations(self, S):
-        """k z (4H, B) -> the gate blocks i, f, g, o, computed in place in S."""
+    def gate_activations(self, S, one):
+        """k z (4H, B) -> the gate blocks i, f, g, o, computed in place in S.
+
+        ``one`` is 1 as a 0-d array of S's dtype (``tape.one``)."""
         H, xp = self.units, backend.xp
         i, f, g, o = S[:H], S[H:2 * H], S[2 * H:3 * H], S[3 * H:]
         if self.one_exp:
             xp.exp(S, out=S)                                         # exp(k z): may overflow to inf,
-            S += 1.0                                                 # then e = 1 / (1 + inf) = 0
+            xp.add(S, one, out=S)                                    # then e = 1 / (1 + inf) = 0
             xp.reciprocal(S, out=S)                                  # e: s(z) on i, f, o; s(2 z_c) on g
-            g *= 2.0
-            g -= 1.0                                                 # tanh(z_c) = 2 s(2 z_c) - 1
+            xp.add(g, g, out=g)
+            xp.subtract(g, one, out=g)                               # tanh(z_c) = 2 s(2 z_c) - 1
         else:                                                        # k = 1: S holds z
             self.activation.forward(g, out=g)
             for gate in (S[:2 * H], o):
@@ -337,28 +342,31 @@ class LSTMCell(RNNCell):
         return i, f, g, o
 
     def prepare_backward(self, tape):
-        H, S, tanh_c = self.units, tape.S, tape.TC
+        H, S, tanh_c, xp = self.units, tape.S, tape.TC, backend.xp
         i, f, g, o = S[:, :H], S[:, H:2 * H], S[:, 2 * H:3 * H], S[:, 3 * H:]
         ds, dact = self.recurrent_activation.derivative, self.activation.derivative
         tape.f = f.copy()                             # dc_{t-1} = dc * f in every reverse step
-        tape.dc_dh = o * dact(tanh_c)                 # dc += dh * o g_act'(c_t)
-        dz_c_dc = i * dact(g)                         # dz_c = dc * i g_act'(z_c)
-        i[...] = g * ds(i)                            # dz_i = dc * g s'(z_i)
+        tape.dc_dh = dact(tanh_c)
+        tape.dc_dh *= o                               # dc += dh * o g_act'(c_t)
+        dz_c_dc = dact(g)
+        dz_c_dc *= i                                  # dz_c = dc * i g_act'(z_c)
+        xp.multiply(ds(i), g, out=i)                  # dz_i = dc * g s'(z_i)
         g[...] = dz_c_dc
-        f[...] = tape.C[:-1] * ds(f)                  # dz_f = dc * c_{t-1} s'(z_f)
-        o[...] = tanh_c * ds(o)                       # dz_o = dh * g_act(c_t) s'(z_o)
+        xp.multiply(ds(f), tape.C[:-1], out=f)        # dz_f = dc * c_{t-1} s'(z_f)
+        xp.multiply(ds(o), tanh_c, out=o)             # dz_o = dh * g_act(c_t) s'(z_o)
         tape.dZ, tape.TC = S, None                    # step t's factors become dz_t in place
 
     def step_backward(self, t, dstates, tape):
         dh, dc_next = dstates
         H, xp = self.units, backend.xp
-        dc = dc_next + dh * tape.dc_dh[t]                             # all paths into c_t
+        dc = xp.multiply(dh, tape.dc_dh[t], out=tape.dc)             # all paths into c_t
+        dc += dc_next
         dz = tape.dZ[t]                                               # (4H, B): the factors of step t
         dz_ifc = dz[:3 * H].reshape(3, H, -1)
         xp.multiply(dz_ifc, dc, out=dz_ifc)                           # dz_i, dz_f, dz_c
         dz[3 * H:] *= dh                                              # dz_o
         dh_prev = self.recurrent_input_grad(self.params["recurrent_kernel"].dot(dz), tape)  # U dz, (H, B)
-        return [dh_prev, dc * tape.f[t]]                              # dc_t/dc_{t-1} = f
+        return [dh_prev, xp.multiply(dc, tape.f[t], out=tape.dc_prev)]  # dc_t/dc_{t-1} = f
 
     def get_config(self):
         return {**super().get_config(), "recurrent_activation": self.recurrent_activation.name,
@@ -741,12 +749,9 @@ class RNN(Layer):
         T, B = X.shape[0], X.shape[2]
         tape.H_prev = tape.H[:-1] if tape.rec_mask is None else tape.H[:-1] * tape.rec_mask
         cell.prepare_backward(tape)
-        dH = xp.empty((T, self.units, B), X.dtype)       # dL/dh_t, all paths
+        dH = xp.zeros((T, self.units, B), X.dtype) if dY is None else dY.copy(order="C")  # from above
         for t in reversed(range(T)):                     # phase 3: BPTT
-            if dY is not None:
-                xp.add(dstates[0], dY[t], out=dH[t])
-            else:
-                dH[t] = dstates[0]
+            dH[t] += dstates[0]                          # dL/dh_t, all paths: from above and from t + 1
             dstates = cell.step_backward(t, [dH[t], *dstates[1:]], tape)
         squares = (dH * dH).sum(axis=(1, 2))
         del dH
