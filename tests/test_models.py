@@ -96,3 +96,14 @@ def test_fit_without_compile_says_what_to_do():
     X, y, _ = course_data(n=8)
     with pytest.raises(RuntimeError, match="compile"):
         Sequential([SimpleRNN(3, input_shape=[None, 1])]).fit(X, y)
+
+
+def test_train_step_builds_an_unbuilt_model_and_refuses_an_empty_batch():
+    rng = numpy.random.default_rng(0)
+    model = Sequential([LSTM(4, input_shape=(5, 1)), Dense(1)])
+    model.compile(loss="mse", optimizer="adam")
+    x, y = rng.standard_normal((3, 5, 1)).astype("float32"), rng.standard_normal((3, 1)).astype("float32")
+    loss, y_pred, grad_norm = model.train_step(x, y)          # as fit would, without fit first
+    assert model.built and y_pred.shape == (3, 1) and numpy.isfinite(loss) and grad_norm > 0
+    with pytest.raises(ValueError, match="at least one sample"):
+        model.train_step(x[:0], y[:0])

@@ -106,9 +106,13 @@ class Sequential:
         return dy
 
     def __call__(self, x, training: bool = False):
-        if not self.built:
-            self.build(tuple(x.shape))
+        self._build_for(x)
         return self.forward(x, training=training)
+
+    def _build_for(self, x) -> None:
+        """Build on the declared input shape, else on x's (once; later calls do nothing)."""
+        if not self.built:
+            self.build(None if self.input_shape is not None else (None, *x.shape[1:]))
 
     def train_step(self, x, y) -> tuple:
         """One update on a batch: returns (loss, y_pred, global gradient norm).
@@ -117,7 +121,13 @@ class Sequential:
         is interrupted before its update, the layers' non-trainable state
         (BatchNormalization's moving statistics, updated by the forward pass) is
         put back and no update is applied; an update itself is never half applied.
+
+        x and y are backend float arrays (``fit`` converts and checks its data
+        once, then calls this for every batch); an unbuilt model is built here,
+        and an empty batch is refused.
         """
+        validation.check_samples(x, "x")
+        self._build_for(x)
         self.zero_grads()
         state_before = self._copy_state()
         try:
@@ -266,8 +276,7 @@ class Sequential:
         x_name, y_name = names
         x = backend.asarray(validation.float_array(x, x_name))
         validation.check_samples(x, x_name)
-        if not self.built:  # with the declared input shape, else the data's
-            self.build(None if self.input_shape is not None else (None, *x.shape[1:]))
+        self._build_for(x)
         self._check_input_shape(x.shape, x_name)
         if y is None:
             return (x,)
