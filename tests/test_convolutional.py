@@ -135,6 +135,27 @@ def test_vectorised_equals_naive(seed):
         assert_close(mine, naive, atol=1e-12, name=f"{name} ({config})")
 
 
+@pytest.mark.parametrize("padding, kernel_size, strides, dilation_rate, T_in", [
+    ("causal", 2, 1, 8, 5), ("causal", 3, 2, 6, 7), ("causal", 4, 1, 3, 4), ("same", 4, 1, 3, 4),
+    ("same", 3, 1, 10, 5)])
+def test_taps_that_read_only_padding_are_skipped_exactly(padding, kernel_size, strides, dilation_rate, T_in):
+    # a dilation at or beyond the sequence (the deep WaveNet's rates up to 512 on 50 steps)
+    # leaves taps that read only zeros: they are dropped, and their gradient is exactly zero
+    rng = numpy.random.default_rng(7)
+    xp = backend.xp
+    x = xp.asarray(rng.normal(size=(B, T_in, D)))
+    kernel, bias = xp.asarray(rng.normal(size=(kernel_size, D, F))), xp.asarray(rng.normal(size=F))
+    z, cache = conv1d_forward(x, kernel, bias, strides, padding, dilation_rate)
+    assert len(cache[2]) < kernel_size                                  # some tap was dropped
+    z_naive = conv1d_forward_naive(x, kernel, bias, strides, padding, dilation_rate)
+    assert_close(z, z_naive, atol=1e-12, name="z")
+    dz = xp.asarray(rng.normal(size=z.shape))
+    mine = conv1d_backward(dz, cache, kernel, strides, dilation_rate)
+    naive = conv1d_backward_naive(x, kernel, dz, strides, padding, dilation_rate)
+    for name, a, b in zip(("dx", "dkernel", "dbias"), mine, naive, strict=True):
+        assert_close(a, b, atol=1e-12, name=name)
+
+
 # --- causality --------------------------------------------------------------------------------
 @pytest.mark.parametrize("dilation_rate", (1, 2, 4))
 @pytest.mark.parametrize("kernel_size", (2, 3))

@@ -24,8 +24,8 @@ With ``padding="causal"`` output step t reads input steps t*s, t*s - r, ...,
 never a later one, so a stack of causal layers can forecast without peeking.
 
 Two implementations live here. ``conv1d_forward`` / ``conv1d_backward`` are the
-vectorised ones the layer uses: gather the sliding windows (B, T_out, K, D) with
-one index array, then one matrix product. ``conv1d_forward_naive`` /
+vectorised ones the layer uses: copy the sliding windows (B, T_out, K, D) in, one
+strided slice of x per tap (``tap_steps``), then one matrix product. ``conv1d_forward_naive`` /
 ``conv1d_backward_naive`` loop over b, t, k exactly as the equation reads; the
 tests prove the two agree.
 """
@@ -75,10 +75,23 @@ def conv1d_padding(T, kernel_size, strides=1, padding="valid", dilation_rate=1) 
     return total // 2, total - total // 2  # TensorFlow's "SAME": the extra zero on the right
 
 
-def window_indices(T_out, kernel_size, strides=1, dilation_rate=1):
-    """Index array (T_out, K) into the padded time axis: idx[t, k] = t*s + k*r."""
-    xp = backend.xp
-    return xp.arange(T_out)[:, None] * strides + xp.arange(kernel_size)[None, :] * dilation_rate
+def tap_steps(T, T_out, kernel_size, strides=1, dilation_rate=1, left=0) -> list:
+    """For each tap k, the output steps that read a real input step, as (k, t0, t1, p0).
+
+    Output step t's tap k reads x[t*s + k*r - left] (the unpadded input); for
+    t in [t0, t1) that index lies in [0, T) and starts at p0 = t0*s + k*r - left.
+    The other output steps read the padding's zeros. Taps that read only zeros
+    (a causal layer whose dilation exceeds the sequence) are left out: they
+    contribute nothing forward and get a zero gradient.
+    """
+    steps = []
+    for k in range(kernel_size):
+        offset = k * dilation_rate - left                               # input index read at t = 0
+        t0 = max(0, -(offset // strides))                               # first t with t*s + offset >= 0
+        t1 = min(T_out, (T - 1 - offset) // strides + 1) if offset <= T - 1 else 0
+        if t0 < t1:
+            steps.append((k, t0, t1, t0 * strides + offset))
+    return steps
 
 
 # --- vectorised forward and backward ----------------------------------------------
@@ -87,25 +100,29 @@ def conv1d_forward(x, kernel, bias=None, strides=1, padding="valid", dilation_ra
 
     z[b, t, f] = sum_{k, d} x_pad[b, t*s + k*r, d] W[k, d, f] + bias[f]
 
-    1. pad the time axis (``conv1d_padding``);
-    2. gather the windows: x_pad[:, idx] with idx[t, k] = t*s + k*r -> (B, T_out, K, D);
-    3. one product: windows (B*T_out, K*D) @ W (K*D, F) -> (B*T_out, F).
+    1. the windows (B, T_out, K', D): for each live tap k (``tap_steps``), one
+       strided slice of x copied in, x[:, p0 : ... : s]; where a tap reads the
+       padding the windows keep zeros, so x_pad is never built;
+    2. one product: windows (B*T_out, K'*D) @ W[live taps] (K'*D, F) -> (B*T_out, F).
 
     Parameters: x (B, T, D), kernel (K, D, F), bias (F,) or None.
-    Returns z (B, T_out, F) and the cache (windows, x.shape, left padding) for
+    Returns z (B, T_out, F) and the cache (windows, x.shape, tap steps) for
     ``conv1d_backward``.
     """
     xp = backend.xp
     B, T, D = x.shape
     K, _, F = kernel.shape
-    left, right = conv1d_padding(T, K, strides, padding, dilation_rate)
-    x_pad = xp.pad(x, ((0, 0), (left, right), (0, 0))) if left or right else x
+    left, _ = conv1d_padding(T, K, strides, padding, dilation_rate)
     T_out = conv1d_output_length(T, K, strides, padding, dilation_rate)
-    windows = x_pad[:, window_indices(T_out, K, strides, dilation_rate)]    # (B, T_out, K, D)
-    z = windows.reshape(B * T_out, K * D) @ kernel.reshape(K * D, F)       # (B*T_out, F)
+    steps = tap_steps(T, T_out, K, strides, dilation_rate, left)
+    windows = xp.zeros((B, T_out, len(steps), D), x.dtype)                 # (B, T_out, K', D)
+    for j, (_, t0, t1, p0) in enumerate(steps):
+        windows[:, t0:t1, j] = x[:, p0:p0 + (t1 - t0 - 1) * strides + 1:strides]
+    live = kernel[[k for k, *_ in steps]]                                   # (K', D, F)
+    z = windows.reshape(B * T_out, -1) @ live.reshape(-1, F)              # (B*T_out, F)
     if bias is not None:
         z += bias
-    return z.reshape(B, T_out, F), (windows, x.shape, left)
+    return z.reshape(B, T_out, F), (windows, x.shape, steps)
 
 
 def conv1d_backward(dz, cache, kernel, strides=1, dilation_rate=1):
@@ -113,28 +130,28 @@ def conv1d_backward(dz, cache, kernel, strides=1, dilation_rate=1):
 
     dW[k, d, f] = sum_{b, t} x_pad[b, t*s + k*r, d] dz[b, t, f]   (windows^T dz, one product)
     dbias[f]    = sum_{b, t} dz[b, t, f]
-    dx_pad[b, t*s + k*r, d] += sum_f dz[b, t, f] W[k, d, f]       (scattered back, one slice per tap)
+    dx[b, t*s + k*r - left, d] += sum_f dz[b, t, f] W[k, d, f]     (scattered back, one slice per tap)
 
     Returns (dx (B, T, D), dkernel (K, D, F), dbias (F,)); the padding's
-    gradient is dropped.
+    gradient is never formed, and a tap that read only padding gets zeros.
     """
     xp = backend.xp
-    windows, (B, T, D), left = cache
+    windows, (B, T, D), steps = cache
     K, _, F = kernel.shape
     T_out = dz.shape[1]
+    taps = [k for k, *_ in steps]
     dz2 = dz.reshape(B * T_out, F)                                          # (B*T_out, F)
-    dkernel = (windows.reshape(B * T_out, K * D).T @ dz2).reshape(K, D, F)  # (K, D, F)
+    dkernel = xp.zeros_like(kernel)
+    dkernel[taps] = (windows.reshape(B * T_out, -1).T @ dz2).reshape(-1, D, F)  # (K', D, F)
     dbias = dz2.sum(axis=0)                                                 # (F,)
-    dwindows = (dz2 @ kernel.reshape(K * D, F).T).reshape(B, T_out, K, D)   # (B, T_out, K, D)
-    # Tap k of output step t read x_pad[t*s + k*r]: for one k these are the
-    # strided slice k*r, k*r + s, ..., so one slice-add per tap scatters them
-    # back (K is small; overlapping taps of different k add up correctly).
-    T_pad = max(left + T, (T_out - 1) * strides + (K - 1) * dilation_rate + 1)
-    dx_pad = xp.zeros((B, T_pad, D), dtype=dwindows.dtype)
-    for k in range(K):
-        start = k * dilation_rate
-        dx_pad[:, start:start + (T_out - 1) * strides + 1:strides] += dwindows[:, :, k]
-    return dx_pad[:, left:left + T], dkernel, dbias
+    dwindows = (dz2 @ kernel[taps].reshape(-1, F).T).reshape(B, T_out, -1, D)  # (B, T_out, K', D)
+    # Tap k of output steps t0..t1 read x[p0], x[p0 + s], ...: one strided
+    # slice, so one slice-add per tap scatters the gradient back (K is small;
+    # overlapping taps of different k add up correctly).
+    dx = xp.zeros((B, T, D), dtype=dwindows.dtype)
+    for j, (_, t0, t1, p0) in enumerate(steps):
+        dx[:, p0:p0 + (t1 - t0 - 1) * strides + 1:strides] += dwindows[:, t0:t1, j]
+    return dx, dkernel, dbias
 
 
 # --- the naive twin ------------------------------------------------------------------
