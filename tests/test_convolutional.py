@@ -75,6 +75,15 @@ def test_gradcheck(padding, strides, dilation_rate, activation):
     gradcheck(layer, x, seed=0).assert_ok(1e-7)
 
 
+@pytest.mark.parametrize("padding, dilation_rate", [("causal", 5), ("same", 9)])
+def test_gradcheck_with_taps_that_read_only_padding(padding, dilation_rate):
+    layer = built_conv(padding=padding, dilation_rate=dilation_rate, activation="tanh")  # K=3 on T=9
+    _, cache = conv1d_forward(inputs(), layer.params["kernel"], None, 1, padding, dilation_rate)
+    assert len(cache[2]) < 3                                            # a tap reads only padding
+    report = gradcheck(layer, inputs(seed=4), seed=5)
+    report.assert_ok(1e-7)
+
+
 def test_gradcheck_without_bias_and_with_tanh():
     layer = built_conv(kernel_size=2, padding="causal", dilation_rate=2, use_bias=False, activation="tanh")
     assert set(layer.params) == {"kernel"} and len(layer.get_weights()) == 1
