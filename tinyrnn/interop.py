@@ -184,9 +184,10 @@ def to_torch_state_dict(layer) -> dict:
     Dense gives ``weight, bias`` (nn.Linear); Conv1D ``weight, bias`` (nn.Conv1d).
     Tensors keep the layer's dtype (float32 or float64) and live on the CPU.
     """
+    weights = keras_to_torch_weights(layer)          # raises for what PyTorch has no layer for, torch or not
     import torch
 
-    return {k: torch.from_numpy(v) for k, v in keras_to_torch_weights(layer).items()}
+    return {k: torch.from_numpy(v) for k, v in weights.items()}
 
 
 def to_torch_state_dicts(model) -> list:
@@ -260,12 +261,12 @@ def to_torch_module(layer):
     layer for: other activations, GRU(reset_after=False), peephole or
     layer-normalised cells, Conv1D ``padding="same"`` with strides > 1.
     """
+    kind, inner = _kind(layer), _unwrap(layer)
+    _require_built(inner)
+    _check_torch_math(inner, kind)                   # what PyTorch cannot compute is known without it
     import torch
     from torch import nn
 
-    kind, inner = _kind(layer), _unwrap(layer)
-    _require_built(inner)
-    _check_torch_math(inner, kind)
     dtype = torch.float64 if inner.params["kernel"].dtype == numpy.float64 else torch.float32
     bias = "bias" in inner.params
     kernel = inner.params["kernel"]
