@@ -3,6 +3,7 @@
 Each test asserts the error type and the words that tell the user what to fix.
 """
 
+import re
 import sys
 import types
 
@@ -53,6 +54,17 @@ def test_model_with_declared_shape_given_a_2d_array():
     with pytest.raises(ValueError, match=r"x has shape \(4, 5\).*inputs \(B, T, D\) = \(None, None, 1\).*"
                                          r"x\[\.\.\., None\]"):
         model.fit(series()[..., 0], targets(), verbose=0)
+
+
+@pytest.mark.parametrize("input_shape", [[50], [5, 2, 1]])
+@pytest.mark.parametrize("cls", RECURRENT)
+def test_recurrent_input_shape_of_the_wrong_rank_is_named_as_the_mistake(cls, input_shape):
+    # 3-D data is right here: the error must blame input_shape, not ask to reshape x
+    model = compiled(cls(H, input_shape=input_shape), Dense(1))
+    with pytest.raises(ValueError, match=rf"the mistake is input_shape={re.escape(str(input_shape))}: .*"
+                                         r"\[T, D\].*input_shape=\[None, 1\]") as error:
+        model.fit(series(t=50, d=1), targets(), verbose=0)
+    assert "x[..., None]" not in str(error.value)
 
 
 def test_conv1d_rejects_a_2d_array():
@@ -277,6 +289,45 @@ def test_unknown_optimizer_name():
 def test_unknown_activation_name(make):
     with pytest.raises(ValueError, match=r"unknown activation '\w+': expected one of .*'tanh'.*'relu'"):
         make()
+
+
+MISSPELLED = [  # a layer with one misspelled keyword, the keyword meant
+    (lambda: SimpleRNN(20, return_sequence=True), "SimpleRNN", "return_sequences"),
+    (lambda: LSTM(H, recurent_activation="tanh"), "LSTM", "recurrent_activation"),
+    (lambda: GRU(H, reset_afer=False), "GRU", "reset_after"),
+    (lambda: GRU(H, input_shap=[None, 1]), "GRU", "input_shape"),
+    (lambda: Dense(H, activaton="relu"), "Dense", "activation"),
+    (lambda: Conv1D(H, 2, dilation=2), "Conv1D", "dilation_rate"),
+    (lambda: tinyrnn.layers.LayerNormalization(centre=False), "LayerNormalization", "center"),
+    (lambda: tinyrnn.layers.BatchNormalization(momentun=0.9), "BatchNormalization", "momentum"),
+    (lambda: tinyrnn.layers.TimeDistributed(Dense(H), nme="td"), "TimeDistributed", "name"),
+    (lambda: tinyrnn.layers.RNN(tinyrnn.layers.LSTMCell(H), return_stat=True), "RNN", "return_state"),
+    (lambda: tinyrnn.layers.InputLayer(input_shap=[None, 1]), "InputLayer", "input_shape"),
+]
+
+
+@pytest.mark.parametrize("make, layer, meant", MISSPELLED, ids=[m[1] + "." + m[2] for m in MISSPELLED])
+def test_misspelled_keyword_names_the_layer_and_the_closest_argument(make, layer, meant):
+    with pytest.raises(TypeError, match=rf"^{layer}\(\) got an unexpected keyword argument '\w+' "
+                                         rf"\(did you mean {meant}=\?\)\. {layer} takes: .*\b{meant}\b"):
+        make()
+
+
+def test_a_keyword_like_no_other_is_named_with_the_valid_list():
+    with pytest.raises(TypeError, match=r"^Flatten\(\) got an unexpected keyword argument 'xyz'\. "
+                                        r"Flatten takes: input_shape, name"):
+        tinyrnn.layers.Flatten(xyz=1)
+
+
+def test_every_listed_argument_is_accepted():
+    # the list the error shows is the truth: each name is a keyword the constructor takes
+    assert "cell" not in SimpleRNN.argument_names()
+    for name in ("activation", "use_bias", "return_sequences", "dropout", "input_shape", "name"):
+        assert name in SimpleRNN.argument_names()
+    layer = SimpleRNN(H, activation="relu", use_bias=False, return_sequences=True, return_state=False,
+                      dropout=0.1, recurrent_dropout=0.1, input_shape=[None, D], name="rnn", trainable=True)
+    assert (layer.name, layer.cell.activation.name, layer.cell.use_bias) == ("rnn", "relu", False)
+    assert "reset_after" in GRU.argument_names() and "unit_forget_bias" in LSTM.argument_names()
 
 
 def test_loss_of_the_wrong_type():

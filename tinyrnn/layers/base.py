@@ -21,6 +21,8 @@ width, F filters. ``input_shape`` tuples include the batch axis (``None``).
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import itertools
 import re
 from collections import defaultdict
@@ -43,12 +45,39 @@ def unique_name(prefix: str) -> str:
     return prefix if n == 0 else f"{prefix}_{n}"
 
 
+def constructor_arguments(cls) -> list:
+    """The keywords ``cls(...)`` accepts: the named parameters of its ``__init__``, then, while
+    that ``__init__`` takes ``**kwargs`` (and so hands the rest on), its parent's, up the MRO."""
+    names = []
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        parameters = inspect.signature(vars(klass)["__init__"]).parameters.values()
+        names += [p.name for p in parameters if p.name != "self" and p.name not in names
+                  and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        if not any(p.kind == p.VAR_KEYWORD for p in parameters):
+            break
+    return names
+
+
+def unexpected_arguments_error(cls, unexpected, valid) -> TypeError:
+    """A TypeError naming the class, each unknown keyword and the closest valid one."""
+    lines = []
+    for key in unexpected:
+        close = difflib.get_close_matches(key, valid, n=1)
+        hint = f" (did you mean {close[0]}=?)" if close else ""
+        lines.append(f"{cls.__name__}() got an unexpected keyword argument {key!r}{hint}")
+    return TypeError("; ".join(lines) + f". {cls.__name__} takes: {', '.join(valid)}")
+
+
 class Layer:
     """Base class: see the module docstring for the contract."""
 
     weight_names: tuple[str, ...] = ()
 
-    def __init__(self, input_shape=None, name=None, trainable=True, input_dim=None):
+    def __init__(self, input_shape=None, name=None, trainable=True, input_dim=None, **unexpected):
+        if unexpected:  # every layer hands the keywords it does not know on to here
+            raise unexpected_arguments_error(type(self), unexpected, type(self).argument_names())
         self.name = name or unique_name(_snake_case(type(self).__name__))
         if input_dim is not None and input_shape is None:
             input_shape = (input_dim,)
@@ -59,6 +88,11 @@ class Layer:
         self.state: dict = {}
         self.built = False
         self._cache = None
+
+    @classmethod
+    def argument_names(cls) -> list:
+        """The keyword arguments the constructor accepts (named in a misspelling's error)."""
+        return [n for n in constructor_arguments(cls) if n != "unexpected"]
 
     # --- building ---------------------------------------------------------
     def build(self, input_shape) -> None:

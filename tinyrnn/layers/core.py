@@ -11,8 +11,8 @@ from tinyrnn.layers.base import Layer
 class InputLayer(Layer):
     """Declares the input shape of a ``Sequential`` model; passes x through."""
 
-    def __init__(self, input_shape=None, name=None, shape=None):
-        super().__init__(input_shape=input_shape if input_shape is not None else shape, name=name)
+    def __init__(self, input_shape=None, name=None, shape=None, **kwargs):
+        super().__init__(input_shape=input_shape if input_shape is not None else shape, name=name, **kwargs)
         if self.input_shape is None:
             raise ValueError("InputLayer needs input_shape=, e.g. InputLayer(input_shape=[None, 1])")
         self.built = True

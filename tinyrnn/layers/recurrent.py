@@ -48,7 +48,7 @@ import copy
 from types import SimpleNamespace
 
 from tinyrnn import activations, backend, initializers, validation
-from tinyrnn.layers.base import Layer, unique_name
+from tinyrnn.layers.base import Layer, constructor_arguments, unique_name
 from tinyrnn.layers.core import _rate, dropout_mask
 from tinyrnn.layers.normalization import layer_norm_backward, layer_norm_forward
 
@@ -665,6 +665,13 @@ class RNN(Layer):
         self._hidden_grad_norms = None
 
     def build(self, input_shape):
+        declared = self.input_shape                      # from input_shape= at construction, or None
+        if declared is not None and len(declared) != 3:
+            raise ValueError(
+                f"{self.name}: the mistake is input_shape={list(declared[1:])}: "
+                "a recurrent layer's input_shape is [T, D] (time steps, features per step; no batch axis), "
+                "for example input_shape=[None, 1] for a univariate series of any length"
+            )
         if len(input_shape) != 3:
             raise ValueError(
                 f"{self.name}: recurrent layers expect inputs (B, T, D), got shape {tuple(input_shape)}; "
@@ -799,12 +806,21 @@ class _CellLayer(RNN):
     """A Keras recurrent layer: ``RNN`` with its cell built from the arguments."""
 
     cell_class = RNNCell
-    _rnn_args = ("return_sequences", "return_state", "dropout", "recurrent_dropout",
-                 "input_shape", "input_dim", "name", "trainable")
 
     def __init__(self, units, **kwargs):
-        rnn_kwargs = {k: kwargs.pop(k) for k in self._rnn_args if k in kwargs}
-        super().__init__(self.cell_class(units, **kwargs), **rnn_kwargs)
+        cell_args = self.cell_arguments()              # the rest go to RNN, and unknown ones to Layer's error
+        cell_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in cell_args}
+        super().__init__(self.cell_class(units, **cell_kwargs), **kwargs)
+
+    @classmethod
+    def cell_arguments(cls) -> list:
+        """The cell's keywords (``name`` names the layer, not the cell)."""
+        return [n for n in constructor_arguments(cls.cell_class) if n not in ("units", "name")]
+
+    @classmethod
+    def argument_names(cls) -> list:
+        units, *rnn_args = [n for n in super().argument_names() if n != "cell"]
+        return [units, *cls.cell_arguments(), *rnn_args]
 
     def get_config(self):
         return {**super().get_config(), **self.cell.get_config()}
