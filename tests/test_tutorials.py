@@ -155,3 +155,28 @@ def test_a_tutorial_executes_as_a_notebook(tmp_path, monkeypatch):
     shown = len(re.findall(r"^show\(", TUTORIALS[0].read_text(), flags=re.MULTILINE))
     assert len(images) == shown, f"expected {shown} inline figures, got {len(images)}"
     assert set(tmp_path.iterdir()) == set(), "a notebook run writes no files"
+
+
+def test_stopping_the_cell_by_hand_tutorial_half_way_leaves_float32_on(monkeypatch, capsys):
+    """Tutorial 03 computes in float64 inside ``with tinyrnn.float_precision(...)`` blocks: run cell by
+    cell in this process, the training default (float32) is in force after every cell."""
+    import numpy
+
+    from tinyrnn import backend, seeding
+
+    monkeypatch.setenv("TINYRNN_QUICK", "1")
+    source = (TUTORIAL_DIR / "03_rnn_cell_by_hand.py").read_text()
+    cells = [cell for cell in re.split(r"^# %%", source, flags=re.MULTILINE)[1:]
+             if not cell.startswith(" [markdown]")]
+    namespace = {"__name__": "__main__"}
+    seeding_state, printoptions = seeding.get_state(), numpy.get_printoptions()
+    try:
+        assert backend.floatx() == numpy.float32
+        for i, cell in enumerate(cells):
+            exec(compile(cell, f"03_rnn_cell_by_hand.py, code cell {i}", "exec"), namespace)
+            assert backend.floatx() == numpy.float32, f"code cell {i} leaves floatx at {backend.floatx()}"
+    finally:
+        seeding.set_state(seeding_state)
+        numpy.set_printoptions(**printoptions)
+    assert namespace["layer"].params["kernel"].dtype == numpy.float64   # and it did compute in float64
+    assert namespace["report"].checks, "the tutorial ran to its last check"

@@ -41,13 +41,17 @@ from tinyrnn.layers import RNN, SimpleRNN, SimpleRNNCell
 
 QUICK = os.environ.get("TINYRNN_QUICK") == "1"  # nothing to shrink here: every size is tiny
 tinyrnn.set_random_seed(42)
-tinyrnn.set_floatx("float64")  # gradient checks need float64: rounding in float32 is ~1e-7
 numpy.set_printoptions(precision=4, suppress=True)
 
 # %% [markdown]
 # Small, *distinct* sizes: B=2, T=5, D=3, H=4. If a weight were used
 # transposed somewhere, shapes like (3, 4) vs (4, 3) would crash instead of
 # silently passing.
+#
+# We compute in float64 (rounding in float32 is ~1e-7, too coarse to compare
+# gradients): the layers are built inside `with tinyrnn.float_precision("float64"):`,
+# so their weights are float64 while float32, the training default, stays on
+# everywhere else. Stop half-way and nothing is left changed.
 
 # %%
 B, T, D, H = 2, 5, 3, 4
@@ -55,7 +59,8 @@ rng = numpy.random.default_rng(0)
 x = rng.normal(size=(B, T, D))  # (B, T, D)
 
 layer = SimpleRNN(H, return_sequences=True)
-layer.build(x.shape)
+with tinyrnn.float_precision("float64"):  # float64 weights; float32 is back after the block
+    layer.build(x.shape)
 cell = layer.cell
 cell.params["bias"][...] = rng.normal(scale=0.5, size=H)  # a random bias: a zero bias can hide bugs
 W, U, b = cell.params["kernel"], cell.params["recurrent_kernel"], cell.params["bias"]
@@ -131,7 +136,8 @@ print("max |our h_t - layer's h_t| =", numpy.abs(tape.H[1:].transpose(2, 0, 1) -
 from tinyrnn.layers import LSTMCell  # noqa: E402  (imported here, where it is first needed)
 
 lstm_cell = LSTMCell(H)
-lstm_cell.build(D)
+with tinyrnn.float_precision("float64"):
+    lstm_cell.build(D)
 lstm_tape = SimpleNamespace(H=numpy.zeros((T + 1, H, B)), rec_mask=None)
 lstm_cell.prepare(lstm_tape, T, B, x.dtype)
 lstm_xw = lstm_cell.project_inputs(X)                      # (T, 4H, B): rows i, f, c, o, times k (one exp)
@@ -243,7 +249,8 @@ class ForgetfulCell(SimpleRNNCell):
 def broken_layer(cell_class):
     """An RNN around ``cell_class(H)`` with the weights of our correct layer, so only the bug differs."""
     broken = RNN(cell_class(H), return_sequences=True)
-    broken.build(x.shape)
+    with tinyrnn.float_precision("float64"):
+        broken.build(x.shape)
     broken.set_weights(layer.get_weights())
     return broken
 
@@ -293,6 +300,3 @@ assert not report.passed(), "the transposed U should fail the check"
 #   the next step.
 # - A gradient check with a random upstream gradient, in float64, scores about
 #   1e-10 when the backward is right and about 1 when one line is wrong.
-
-# %%
-tinyrnn.set_floatx("float32")  # back to the training default
