@@ -1,13 +1,17 @@
 """The documentation site: it builds with ``mkdocs build --strict``, every cell and
-layer page derives its backward pass in rendered math, the code it quotes is
-still the engine's code, and its worked examples run.
+layer page derives its backward pass in math typeset at build time (MathML, so
+the site reads offline), the code it quotes is still the engine's code, and its
+worked examples run.
 
-The build needs the ``docs`` extra (mkdocs-material, mkdocstrings[python]); the
-tests that need it skip cleanly without it.
+The build needs the ``docs`` extra (mkdocs-material, mkdocstrings[python],
+latex2mathml); the tests that need it skip cleanly without it. That the math
+also *looks* right in a browser with no network is checked by eye with
+``python docs/check_offline.py`` (headless Chromium, screenshots).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import pathlib
 import re
@@ -25,6 +29,11 @@ DERIVATION_PAGES = sorted([*(PAGES / "cells").glob("*.md"), *(PAGES / "layers").
 FENCE = re.compile(r"^```(?P<info>[^\n]*)\n(?P<body>.*?)^```\s*$", re.M | re.S)
 QUOTED_FILE = re.compile(r'title="[^"]*\((?P<path>tinyrnn/[\w/]+\.py)\)"')
 RUNNABLE_SECTIONS = ("Check it", "Example")
+DOCS_EXTRA = ("mkdocs", "material", "mkdocstrings", "mkdocstrings_handlers.python", "pymdownx",
+              "latex2mathml")
+OFFLINE_PAGES = ["bptt", "cells/lstm", "cells/gru"]
+EXTERNAL_LOAD = re.compile(r"<(?:script|img|iframe|link)\b[^>]*\b(?:src|href)\s*=\s*[\"']?(?:https?:)?//",
+                           re.I)
 
 
 def _env():
@@ -37,7 +46,7 @@ def _env():
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     """Build the site once, strictly, into a temporary folder."""
-    for module in ("mkdocs", "material", "mkdocstrings", "mkdocstrings_handlers.python", "pymdownx"):
+    for module in DOCS_EXTRA:
         pytest.importorskip(module, reason="the docs extra is not installed: pip install -e '.[docs]'")
     out = tmp_path_factory.mktemp("site")
     run = subprocess.run(
@@ -73,14 +82,75 @@ def test_page_derives_its_backward_pass_in_math(site, page):
             sections.append(html[h.end():end])
     assert sections, f"{page.relative_to(ROOT)} has no 'Backward' section"
     for body in sections:
-        assert 'class="arithmatex"' in body, (
-            f"{page.relative_to(ROOT)}: a 'Backward' section has no equations (no arithmatex math)")
+        assert "<math " in body, (
+            f"{page.relative_to(ROOT)}: a 'Backward' section has no equations (no typeset <math>)")
 
 
-def test_math_is_rendered_by_mathjax(site):
-    html = (site / "bptt" / "index.html").read_text(encoding="utf-8")
-    assert html.count('class="arithmatex"') > 10
-    assert "javascripts/mathjax.js" in html and "mathjax@3" in html
+@pytest.mark.parametrize("page", OFFLINE_PAGES)
+def test_math_is_typeset_when_the_site_is_built(site, page):
+    """The derivation pages carry their equations as MathML, and load nothing from another site."""
+    html = (site / page / "index.html").read_text(encoding="utf-8")
+    outside_code = re.sub(r"<(pre|code)\b.*?</\1>", "", html, flags=re.S)
+    assert html.count("<math ") > 50, f"{page}: expected its equations as <math> elements"
+    assert html.count('<math xmlns="http://www.w3.org/1998/Math/MathML" display="block">') > 5
+    assert "<mtable" in html, f"{page}: its aligned equations should be MathML tables"
+    assert "arithmatex" not in html and not re.search(r"\\\(|\\\[|\$\$", outside_code), (
+        f"{page}: raw TeX left for a script to typeset")
+    assert not re.search(r"mathjax|katex", html, re.I), f"{page}: a math script is still loaded"
+    assert not EXTERNAL_LOAD.search(html), f"{page}: loads {EXTERNAL_LOAD.search(html).group(0)!r}"
+
+
+def test_no_page_loads_anything_from_another_site(site):
+    loads = [f"{path.relative_to(site)}: {found.group(0)}" for path in site.rglob("*.html")
+             if (found := EXTERNAL_LOAD.search(path.read_text(encoding="utf-8")))]
+    assert not loads, "pages that need the network:\n" + "\n".join(loads)
+
+
+def _offline_math():
+    for module in DOCS_EXTRA:
+        pytest.importorskip(module, reason="the docs extra is not installed: pip install -e '.[docs]'")
+    spec = importlib.util.spec_from_file_location("offline_math", DOCS / "offline_math.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("tex", [
+    r"\begin{gathered} a \\ b \end{gathered}",       # a line break the converter cannot lay out
+    r"a & b",                                           # an alignment outside an aligned block
+    r"\notacommand{x} + 1",                            # a command the converter does not know
+])
+def test_the_build_fails_on_math_it_cannot_typeset(tex):
+    """The hook refuses TeX that would reach the reader unconverted, naming the page."""
+    from mkdocs.exceptions import PluginError
+
+    offline_math = _offline_math()
+    page = f'<p>see <span class="arithmatex">\\({tex}\\)</span></p>'
+    with pytest.raises(PluginError, match=r"cells/x\.md: cannot typeset"):
+        offline_math.typeset(page, "cells/x.md")
+    aligned = (r'<div class="arithmatex">\[\begin{aligned} a &amp;= b &amp;&amp; (H, B)\\ '
+               r'c &amp;= d\end{aligned}\]</div>')
+    typeset = offline_math.typeset(aligned, "cells/x.md")
+    assert "<mtable" in typeset and typeset.count("<mtr>") == 2 and "arithmatex" not in typeset
+
+
+def test_the_build_fails_on_a_page_that_needs_the_network():
+    from mkdocs.exceptions import PluginError
+
+    offline_math = _offline_math()
+
+    class Page:
+        class file:
+            src_uri = "cells/x.md"
+
+    for html in ['<script src="https://unpkg.com/mathjax@3/es5/tex-mml-chtml.js"></script>',
+                 '<link rel="stylesheet" href="https://fonts.googleapis.com/css?family=Roboto">']:
+        with pytest.raises(PluginError, match="another site"):
+            offline_math.on_post_page(f"<html><head>{html}</head></html>", page=Page, config={})
+    with pytest.raises(PluginError, match="TeX left untypeset"):
+        offline_math.typeset(r"<p>the raw formula \(x^2\) that arithmatex missed</p>", "cells/x.md")
+    local = '<script src="../assets/bundle.js"></script><a href="https://keras.io">Keras</a>'
+    assert offline_math.on_post_page(local, page=Page, config={}) == local
 
 
 def test_api_reference_has_every_module(site):
