@@ -3,6 +3,7 @@
     python -m tinyrnn chapter                 # every experiment of the course, 20 epochs
     python -m tinyrnn chapter --only lstm,gru # some of them
     python -m tinyrnn chapter --quick         # a smoke test (small data, 2 epochs)
+    python -m tinyrnn chapter --seeds 5       # the acceptance check: median over seeds 42 to 46
     python -m tinyrnn gradcheck               # every layer's backward against finite differences
     python -m tinyrnn bench                   # speed, against PyTorch where installed
 """
@@ -153,6 +154,17 @@ def build_parser() -> argparse.ArgumentParser:
     chapter.add_argument("--threads", type=int, default=1,
                          help="threads for NumPy's BLAS (default 1, fastest for the course's small models; "
                               "0 leaves BLAS as it is)")
+    chapter.add_argument("--seeds", type=int, default=None, metavar="N",
+                         help="the acceptance check: run seeds --seed, ..., --seed + N - 1 (--seeds 5: 42 to "
+                              "46) and report each experiment's median, smallest and largest figure; it "
+                              "passes when the median is within 1.15x of the larger reference")
+    chapter.add_argument("--workers", type=int, default=None,
+                         help="with --seeds: processes that train in parallel, each with --threads BLAS "
+                              "threads (default: one per usable CPU)")
+    chapter.add_argument("--strict", action="store_true",
+                         help="exit 1 when a verdict misses the bound (with --seeds: a median above 1.15x; "
+                              "without: any single figure above 1.15x); by default the exit status is 1 "
+                              "only for errors")
     chapter.add_argument("--list", action="store_true", help="list the experiments and exit")
 
     check = sub.add_parser("gradcheck", help="check every layer's gradients against finite differences",
@@ -197,6 +209,12 @@ def chapter(args, parser, argv) -> int:
         parser.error(str(err))
     if args.epochs is not None and args.epochs < 1:
         parser.error(f"--epochs must be at least 1, got {args.epochs}")
+    if args.seeds is not None and args.seeds < 1:
+        parser.error(f"--seeds must be at least 1, got {args.seeds} (--seeds 5 is the acceptance check)")
+    if args.workers is not None and (args.workers < 1 or args.seeds is None):
+        parser.error("--workers takes a number >= 1 and goes with --seeds, e.g. --seeds 5 --workers 2")
+    if args.seeds is not None and args.extras:
+        parser.error("--extras makes the figures of one seed's run; drop it with --seeds")
     if args.backend:
         try:
             backend.set_backend(args.backend)
@@ -206,9 +224,28 @@ def chapter(args, parser, argv) -> int:
         print(f"note: could not set NumPy's BLAS threads to {args.threads} here; set OPENBLAS_NUM_THREADS="
               f"{args.threads} before starting Python if training is slow", file=sys.stderr)
     command = "python -m tinyrnn " + shlex.join(argv)
-    results = course.run_chapter(args.only, epochs=args.epochs, quick=args.quick, out=args.out,
-                                 seed=args.seed, extras=args.extras, command=command)
-    return 1 if any(r.verdict in ("FAIL", "ERROR") for r in results) else 0
+    if args.seeds is not None:
+        verdicts = [s.verdict for s in course.run_seeds(
+            args.only, seeds=args.seeds, epochs=args.epochs, quick=args.quick, out=args.out,
+            first_seed=args.seed, workers=args.workers, threads=args.threads, command=command)]
+        missed = "FAIL"
+    else:
+        verdicts = [r.verdict for r in course.run_chapter(
+            args.only, epochs=args.epochs, quick=args.quick, out=args.out, seed=args.seed,
+            extras=args.extras, command=command)]
+        missed = "above"
+    return chapter_exit_status(verdicts, missed, args.strict)
+
+
+def chapter_exit_status(verdicts: list[str], missed: str, strict: bool) -> int:
+    """1 for an error, or with ``strict`` for a verdict that misses the bound; else 0.
+
+    The chapter's acceptance is the median over seeds (``--seeds 5``); a run that
+    completes without errors exits 0 whatever its figures, unless ``--strict`` asks.
+    """
+    if "ERROR" in verdicts or (strict and missed in verdicts):
+        return 1
+    return 0
 
 
 def bench(argv) -> int:
