@@ -90,3 +90,10 @@ def test_quick_experiment_covers_every_cell_and_length():
     assert sum("T=" in line for line in logged) == 3 * len(steps)
     table = long_memory.summary_table(experiment)
     assert table.count("\n") == 1 + 3 and "| SimpleRNN |" in table and f"T = {steps[-1]}" in table
+
+
+def test_command_line_prints_the_table_and_saves_the_figure(tmp_path, capsys):
+    long_memory.main(["--quick", "--seed", "3", "--out", str(tmp_path / "memory.png")])
+    printed = capsys.readouterr().out
+    assert "| GRU |" in printed and "figure saved to" in printed
+    assert (tmp_path / "memory.png").stat().st_size > 1000

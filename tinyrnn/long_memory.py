@@ -146,3 +146,29 @@ def summary_table(experiment: dict) -> str:
                  f"({r['epochs']} ep), reach {r['reach']:.0e}" for r in (by_T[T] for T in steps)]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    """``python -m tinyrnn.long_memory [--quick] [--seed 42] [--out long_memory.png]``: run, print, plot."""
+    import argparse
+
+    from tinyrnn import plot
+    from tinyrnn.backend import limit_blas_threads
+
+    parser = argparse.ArgumentParser(prog="python -m tinyrnn.long_memory",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="the few-second smoke test (its numbers mean nothing)")
+    parser.add_argument("--seed", type=int, default=42, help="seed for the data and the weights (default 42)")
+    parser.add_argument("--out", default="long_memory.png", help="where to save the figure")
+    args = parser.parse_args(argv)
+    limit_blas_threads(1)  # small matrices: one BLAS thread is fastest (as the chapter runs)
+    start = time.perf_counter()
+    experiment = run_long_memory(QUICK if args.quick else FULL, seed=args.seed)
+    print(summary_table(experiment))
+    print(f"total {time.perf_counter() - start:.1f} s; figure saved to {args.out}")
+    plot.plot_long_memory(experiment).savefig(args.out, dpi=100)
+
+
+if __name__ == "__main__":
+    main()

@@ -26,7 +26,7 @@ import sys
 import matplotlib
 import numpy
 from matplotlib.lines import Line2D
-from matplotlib.ticker import LogFormatter, MaxNLocator
+from matplotlib.ticker import LogFormatter, LogLocator, MaxNLocator
 
 if ("matplotlib.pyplot" not in sys.modules and "MPLBACKEND" not in os.environ
         and sys.platform.startswith("linux")
@@ -245,9 +245,30 @@ def _exact_digits(values, most=7) -> int:
                                                    for x in values)), most)
 
 
+class _LogMinorLocator(LogLocator):
+    """Log-scale minor ticks (0.02, 0.03, ...), or evenly spaced round ones (0.12, 0.14, ...)
+    when fewer than ``min_ticks`` ticks of the log rule, decades included, fall in view."""
+
+    def __init__(self, min_ticks=4):
+        super().__init__(base=10.0, subs="auto")
+        self.min_ticks = min_ticks
+
+    def tick_values(self, vmin, vmax):
+        vmin, vmax = sorted((vmin, vmax))
+        ticks = super().tick_values(vmin, vmax)
+        decades = 10.0 ** numpy.arange(math.ceil(math.log10(vmin)), math.floor(math.log10(vmax)) + 1) \
+            if vmin > 0 else numpy.array([])
+        in_view = numpy.union1d(ticks[(ticks >= vmin) & (ticks <= vmax)], decades)
+        if vmin > 0 and len(in_view) < self.min_ticks:
+            return MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]).tick_values(vmin, vmax)
+        return ticks
+
+
 def _log_y_axis(ax):
-    """Log scale with plain tick labels (0.02, 1e-06): cheaper to draw than LaTeX powers."""
+    """Log scale with plain tick labels (0.02, 1e-06): cheaper to draw than LaTeX powers,
+    and enough minor ticks to read a range narrower than a decade."""
     ax.set_yscale("log")
+    ax.yaxis.set_minor_locator(_LogMinorLocator())
     ax.yaxis.set_major_formatter(_PlainLogFormatter(labelOnlyBase=False))
     ax.yaxis.set_minor_formatter(_PlainLogFormatter(labelOnlyBase=False, minor_thresholds=(1, 0.5)))
     ax.grid(True, which="both", alpha=0.3)
