@@ -11,7 +11,7 @@ import numpy
 import pytest
 
 import tinyrnn
-from tinyrnn import chapter
+from tinyrnn import chapter, long_memory
 from tinyrnn.__main__ import main
 from tinyrnn.forecast import iterative_forecast, mc_dropout, naive_forecast
 from tinyrnn.layers import GRU, Dense, Dropout, SimpleRNN, TimeDistributed
@@ -22,7 +22,7 @@ COURSE = ["naive", "linear", "simple_rnn", "deep_rnn", "deep_rnn_dense", "iterat
           "linear_10", "seq2vec", "seq2seq", "batchnorm", "ln_rnn", "lstm", "gru", "conv_gru", "wavenet",
           "deep_wavenet"]
 FIGURES = ["series_forecast.png", "learning_curves.png", "iterative_10.png", "seq2seq_forecast.png",
-           "lstm_forecast.png", "mc_dropout.png", "gradient_norms.png"]
+           "lstm_forecast.png", "mc_dropout.png", "long_memory.png"]
 
 
 def run_cli(*args, timeout=300):
@@ -59,7 +59,10 @@ def test_quick_chapter_runs_every_experiment_in_under_two_minutes(quick_run):
         assert f"]({png})" in report, f"report.md does not show {png}"
     assert results["quick"] and results["n_series"] == chapter.QUICK_SERIES
     assert results["extras"]["mc_dropout"]["mean_std"] > 0
-    assert set(results["extras"]["gradient_norms"]) == {"SimpleRNN", "LSTM", "GRU"}
+    memory = results["extras"]["long_memory"]
+    assert set(memory["results"]) == {"SimpleRNN", "LSTM", "GRU"}
+    assert memory["settings"]["steps"] == list(long_memory.QUICK.steps)  # quick mode: the quick experiment
+    assert "## Why gates exist: the adding problem" in report and "| LSTM |" in report
     assert "python -m tinyrnn chapter --quick" in report and "backend: numpy" in report
     # progress while it trains, then the table on stdout
     assert "[1/17] naive" in proc.stdout and "Epoch 2/2" in proc.stdout
@@ -158,14 +161,6 @@ def test_results_table_and_verdicts():
     table = chapter.results_table([result], quick=True)
     assert "| naive " in table and "QUICK MODE" in table
     assert chapter.verdict(1.15) == "PASS" and chapter.verdict(1.16) == "FAIL"
-
-
-def test_gradient_norms_per_step():
-    X = numpy.random.default_rng(0).normal(size=(4, 7, 1)).astype("float32")
-    norms = chapter.gradient_norms_per_step(X, X[:, -1], units=5)
-    assert set(norms) == {"SimpleRNN", "LSTM", "GRU"}
-    for values in norms.values():
-        assert values.shape == (7,) and (values > 0).all()
 
 
 # --- forecasts --------------------------------------------------------------------------------------

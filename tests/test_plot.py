@@ -33,19 +33,82 @@ def test_plot_learning_curves_from_history_or_dict():
         history.append(epoch, {"loss": 0.1 / (epoch + 1), "grad_norm": 1.0, "val_loss": 0.2 / (epoch + 1)})
     fig = plot.plot_learning_curves(history)
     assert isinstance(fig, Figure) and len(fig.axes) == 1
-    assert [line.get_label() for line in fig.axes[0].lines] == ["loss", "val_loss"]  # no grad_norm
+    ax = fig.axes[0]
+    assert [line.get_label() for line in ax.lines] == ["training loss", "validation loss"]  # no grad_norm
+    assert [line.get_linestyle() for line in ax.lines] == ["--", "-"]
     fig = plot.plot_learning_curves(history.history, keys=["val_loss"])
     assert len(fig.axes[0].lines) == 1
+
+
+def test_learning_curves_say_what_they_plot():
+    history = {"loss": [0.3, 0.2], "val_loss": [0.25, 0.2]}
+    ax = plot.plot_learning_curves(history, loss_name="MSE").axes[0]
+    legend = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert legend == ["training MSE", "validation MSE"]
+    assert ax.get_xlabel() == "epoch" and ax.get_ylabel() == "MSE (log scale)"
+    assert ax.get_title() == "MSE per epoch"
+    seq = {**history, "last_time_step_mse": [0.2, 0.1], "val_last_time_step_mse": [0.2, 0.15]}
+    ax = plot.plot_learning_curves(seq, keys=["last_time_step_mse", "val_last_time_step_mse"],
+                                   title="lstm").axes[0]
+    assert ax.get_ylabel() == "last-step MSE (log scale)" and ax.get_title() == "lstm"
 
 
 def test_plot_learning_curves_grid_shows_each_models_figure():
     mse = {"loss": [0.3, 0.2], "val_loss": [0.25, 0.2]}
     seq = {**mse, "last_time_step_mse": [0.2, 0.1], "val_last_time_step_mse": [0.2, 0.15]}
-    fig = plot.plot_learning_curves_grid({"a": mse, "b": seq, "c": mse, "d": mse, "e": seq})
+    fig = plot.plot_learning_curves_grid({"a": mse, "b": seq, "c": mse, "d": mse, "e": seq}, loss_name="MSE")
     assert isinstance(fig, Figure) and len(fig.axes) == 5  # a 2 x 4 grid, 3 spare cells removed
     labels = [line.get_label() for line in fig.axes[1].lines]
-    assert labels == ["last_time_step_mse", "val_last_time_step_mse"]
+    assert labels == ["training last-step MSE", "validation last-step MSE"]
     assert all(len(ax.lines) == 2 for ax in fig.axes)
+    assert [ax.get_title() for ax in fig.axes] == ["a", "b", "c", "d", "e"]
+    assert [ax.get_ylabel() for ax in fig.axes] == ["MSE", "last-step MSE", "MSE", "MSE", "last-step MSE"]
+    assert all(ax.get_xlabel() == "epoch" for ax in fig.axes)
+    (legend,) = fig.legends
+    assert [text.get_text() for text in legend.get_texts()] == ["training", "validation"]
+    assert "learning curves" in fig.get_suptitle().lower()
+
+
+def _visible_y_labels(ax):
+    """The y tick labels matplotlib draws (ticks inside the view, non-empty text), after a draw."""
+    return [text for _, text in _y_tick_labels(ax)]
+
+
+def _y_tick_labels(ax):
+    """[(tick value, label)] of the labelled y ticks inside the view, major then minor, after a draw."""
+    ax.figure.canvas.draw()
+    low, high = ax.get_ylim()
+    labels = ax.get_yticklabels(minor=False) + ax.get_yticklabels(minor=True)
+    return [(label.get_position()[1], label.get_text()) for label in labels
+            if label.get_text() and low <= label.get_position()[1] <= high]
+
+
+@pytest.mark.parametrize(("values", "at_least"), [
+    ([0.1459, 0.1470, 0.1521], 3),   # the deep WaveNet panel: was "0.15 0.15 0.15 ..."
+    ([0.1501, 0.1503], 3),           # narrower still
+    ([0.0062, 0.0071, 0.0079], 3),   # evenly spaced fallback ticks inside one decade
+    ([0.085, 0.13], 3),              # only 0.09 and 0.1 on the log rule: evenly spaced ones instead
+    ([0.02, 0.4], 3),                # about a decade: log-spaced minor ticks
+    ([1e-6, 0.5], 3),                # many decades
+])
+def test_log_axis_labels_are_distinct_exact_and_few(values, at_least):
+    ax = plot.plot_learning_curves({"loss": values, "val_loss": values[::-1]}).axes[0]
+    labels = _visible_y_labels(ax)
+    assert len(labels) >= at_least, labels
+    assert len(labels) == len(set(labels)), f"repeated tick labels {labels}"
+    assert len(labels) <= 2 * 5, labels  # at most 5 major and 5 minor labels
+    low, high = ax.get_ylim()
+    for text in labels:
+        value = float(text.replace("\u2212", "-"))
+        assert low <= value <= high, f"label {text} outside the view {low}..{high}"
+    for loc, text in _y_tick_labels(ax):  # each label is its tick's exact value
+        assert float(text.replace("\u2212", "-")) == pytest.approx(loc, rel=1e-9), (loc, text)
+
+
+def test_log_axis_labels_use_no_powers_of_ten_between_1_and_a_million():
+    ax = plot.plot_learning_curves({"loss": [2.0, 300.0]}).axes[0]
+    labels = _visible_y_labels(ax)
+    assert "100" in labels and not any("e+" in text for text in labels), labels
 
 
 def test_plot_multiple_forecasts():
@@ -77,6 +140,36 @@ def test_plot_gradient_norms():
     assert [line.get_label() for line in ax.lines] == ["SimpleRNN", "LSTM", "GRU"]
     assert ax.get_yscale() == "log"
     assert ax.lines[0].get_xdata()[0] == 1 and len(ax.lines[0].get_xdata()) == T
+
+
+def _long_memory_result(relative, epochs, grad_norms):
+    baseline = 0.16
+    return {"relative": relative, "solved": relative <= 0.05, "epochs": epochs, "baseline": baseline,
+            "val_mse": list(numpy.linspace(baseline, relative * baseline, epochs)),
+            "grad_norms": list(grad_norms), "reach": grad_norms[0] / grad_norms[-1]}
+
+
+def test_plot_long_memory():
+    long_T = 12
+    fading = numpy.concatenate([numpy.zeros(4), numpy.geomspace(1e-20, 1.0, long_T - 4)])  # 0 up to t = 4
+    experiment = {"solved_fraction": 0.05, "results": {
+        name: {"6": _long_memory_result(0.01, 2, numpy.ones(6)),
+               str(long_T): _long_memory_result(1.1 if name == "SimpleRNN" else 0.02, 3,
+                                                fading if name == "SimpleRNN" else numpy.full(long_T, 0.5))}
+        for name in ("SimpleRNN", "LSTM", "GRU")}}
+    fig = plot.plot_long_memory(experiment)
+    after, curves, grads = fig.axes
+    assert [ax.get_yscale() for ax in fig.axes] == ["log"] * 3
+    assert all(ax.get_xlabel() and ax.get_ylabel() and ax.get_title() for ax in fig.axes)
+    cells = ("SimpleRNN", "LSTM", "GRU")
+    assert [line.get_label() for line in after.lines][:3] == [f"{n} (2, 3 epochs)" for n in cells]
+    numpy.testing.assert_allclose(after.lines[0].get_ydata(), [1.0, 110.0])   # % of answering the mean
+    numpy.testing.assert_array_equal(after.lines[0].get_xdata(), [6, long_T])
+    assert len(curves.lines[1].get_xdata()) == 3                              # one point per epoch
+    simple = grads.lines[0]
+    assert simple.get_label() == "SimpleRNN (exactly 0 for t <= 4)"
+    assert numpy.isnan(simple.get_ydata()[:4]).all() and simple.get_ydata()[-1] == 1.0
+    assert "T = 12" in grads.get_title()
 
 
 def test_figures_do_not_pile_up_in_pyplot(tmp_path):

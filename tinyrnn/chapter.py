@@ -42,7 +42,7 @@ from collections.abc import Callable
 
 import numpy
 
-from tinyrnn import backend, data, seeding
+from tinyrnn import backend, data, long_memory, seeding
 from tinyrnn.backend import blas_threads, limit_blas_threads  # noqa: F401  (tutorials import it from here)
 from tinyrnn.forecast import iterative_forecast, mc_dropout, naive_forecast
 from tinyrnn.layers import (
@@ -498,28 +498,6 @@ class ChapterRun:
         }
 
 
-def gradient_norms_per_step(X, y, seed: int = SEED, units: int = 20) -> dict:
-    """||dL/dh_t|| at every step for freshly built SimpleRNN, LSTM and GRU layers.
-
-    Each model is ``[Layer(units), Dense(1)]`` (a one-step forecaster, so the loss
-    reaches the recurrence only through h_T). One batch goes forward, the MSE's
-    gradient goes backward, and the recurrent layer's ``hidden_grad_norms`` (T,)
-    is read: how much gradient each time step receives.
-
-    X (B, T, 1), y (B, 1) -> {"SimpleRNN": (T,), "LSTM": (T,), "GRU": (T,)}.
-    """
-    norms = {}
-    for layer_class in (SimpleRNN, LSTM, GRU):
-        seeding.set_random_seed(seed)
-        model = Sequential([layer_class(units, input_shape=[None, 1]), Dense(1)])
-        model.compile(loss="mse", optimizer="adam")
-        x, target = backend.asarray(X), backend.asarray(y)
-        y_pred = model(x, training=True)
-        model.backward(model.loss.gradient(target, y_pred))
-        norms[layer_class.__name__] = model.layers[0].hidden_grad_norms
-    return norms
-
-
 def run_chapter(names=None, epochs=None, quick=False, out="chapter_out", seed=SEED, verbose=True,
                 extras=None, command=None) -> list[Result]:
     """Run the chapter's experiments, print the table, write the report; return the results.
@@ -532,7 +510,7 @@ def run_chapter(names=None, epochs=None, quick=False, out="chapter_out", seed=SE
     out : folder for report.md, results.json and the PNG figures; None writes nothing.
     seed : seeds the data and, before each model is built, tinyrnn's generator.
     verbose : print progress (one line per experiment and fit's per-epoch lines).
-    extras : also make the MC-dropout and gradient-norm figures; None means
+    extras : also make the MC-dropout and long-memory (why gates exist) figures; None means
         only when every experiment runs (``names`` is None).
     command : the command line to record in the report.
     """
@@ -561,16 +539,17 @@ def run_chapter(names=None, epochs=None, quick=False, out="chapter_out", seed=SE
 
 
 def make_extras(run: ChapterRun, quick: bool) -> dict:
-    """The MC-dropout forecast and the per-step gradient norms (cheap: a few epochs, one batch)."""
+    """The MC-dropout forecast (a few epochs) and the long-memory experiment (about two minutes;
+    ``long_memory.QUICK``, a second or two, with ``quick``)."""
     run.log("[extra] MC dropout forecast band")
     mc = run.mc_dropout_forecast(epochs=2 if quick else 5, n_series=50 if quick else 200)
     run.log(f"  -> last-step MSE of the MC mean {mc['mc_mean_last_step_mse']:.4g} over {mc['n_series']} "
             f"series (one deterministic pass {mc['deterministic_last_step_mse']:.4g}), "
             f"mean std {mc['mean_std']:.3g}")
-    run.log("[extra] gradient norms per time step: SimpleRNN vs LSTM vs GRU")
-    X, y = run.data("one_step")["train"]
-    norms = gradient_norms_per_step(X[:BATCH_SIZE], y[:BATCH_SIZE], seed=run.seed)
-    return {"mc_dropout": mc, "gradient_norms": norms}
+    run.log("[extra] why gates exist: the adding problem, SimpleRNN vs LSTM vs GRU")
+    memory = long_memory.run_long_memory(long_memory.QUICK if quick else long_memory.FULL, seed=run.seed,
+                                         log=run.log)
+    return {"mc_dropout": mc, "long_memory": memory}
 
 
 def _summary(result: Result) -> str:
@@ -936,6 +915,11 @@ def write_report(out: pathlib.Path, results, run: ChapterRun, extra: dict, info:
                   f"{mc['mc_mean_last_step_mse']:.4g} (one deterministic pass: "
                   f"{mc['deterministic_last_step_mse']:.4g}); mean standard deviation "
                   f"{mc['mean_std']:.3g}.", ""]
+    if "long_memory" in extra:
+        lines += ["## Why gates exist: the adding problem", "", LONG_MEMORY_NOTE, "",
+                  long_memory.summary_table(extra["long_memory"]), "",
+                  "Each entry: validation MSE as % of answering the mean, solved or not, epochs trained, "
+                  "and the gradient reaching t = 1 as a fraction of the gradient at t = T.", ""]
     lines += ["## Figures", ""]
     for filename, caption, note in figures:
         lines += [f"### {caption}", "", f"![{caption}]({filename})", ""] + ([note, ""] if note else [])
@@ -949,19 +933,22 @@ def _extras_json(extra: dict) -> dict:
     payload = {}
     if "mc_dropout" in extra:
         payload["mc_dropout"] = {k: v for k, v in extra["mc_dropout"].items() if k != "plot"}
-    if "gradient_norms" in extra:
-        payload["gradient_norms"] = {k: [float(x) for x in v] for k, v in extra["gradient_norms"].items()}
+    if "long_memory" in extra:
+        payload["long_memory"] = extra["long_memory"]
     return payload
 
 
-GRADIENT_NORMS_NOTE = (
-    "Freshly built (untrained) SimpleRNN(20), LSTM(20) and GRU(20) layers, each followed by Dense(1), "
-    "on one batch of 32 one-step training series; the loss reads only h_50, so the gradient reaches "
-    "earlier steps only through the recurrence. At initialisation a gated path shrinks it by about its "
-    "gate value per step (the GRU's update gate z ~ 0.5, the LSTM's forget gate f ~ s(1) ~ 0.73), while "
-    "the SimpleRNN's orthogonal recurrent kernel shrinks it only a little per step while tanh is not "
-    "saturated. Training opens the gates where memory pays; a SimpleRNN has no gate to open, and on long "
-    "series or with saturated units its gradient vanishes."
+LONG_MEMORY_NOTE = (
+    "The adding problem (tinyrnn.data.adding_problem): T steps of random values in [0, 1), two of them "
+    "marked, the first among the first T/10 steps and the second in the last half; the target is their "
+    "sum. Each cell, SimpleRNN, LSTM and GRU with the same number of units, reads the sequence and Dense(1) "
+    "answers from h_T, so the first value must be kept in the state for at least T/2 steps and the "
+    "gradient that teaches the cell to keep it must travel back as far. Solved: validation MSE at most 5% "
+    "of answering the mean (remembering only the recent value scores 50%); training stops once solved or "
+    "after the epoch budget. Right: after training at the longest T, the gradient of the answer with "
+    "respect to each hidden state. The SimpleRNN's passes through tanh' U^T at every step and fades "
+    "(to exactly 0 in float32); the LSTM's cell state (dc_{t-1} = f_t dc_t) and the GRU's carry "
+    "(dh_{t-1} += z_t dh_t) keep it alive where the learnt gates stay near 1."
 )
 
 
@@ -986,7 +973,7 @@ def make_figures(out: pathlib.Path, results, run: ChapterRun, extra: dict) -> li
              "series_forecast.png", f"A validation series, its next value and the {one_step.name} forecast")
     histories = {r.name: r.history for r in results if r.history and r.name in by_name}
     if histories:
-        save(plot.plot_learning_curves_grid(histories), "learning_curves.png",
+        save(plot.plot_learning_curves_grid(histories, loss_name="MSE"), "learning_curves.png",
              "Learning curves (training and validation, log scale)")
     if "iterative_10" in by_name:
         X_valid, Y_valid = run.data("ten_steps")["valid"]
@@ -1005,7 +992,8 @@ def make_figures(out: pathlib.Path, results, run: ChapterRun, extra: dict) -> li
         save(plot.plot_mc_dropout(p["X"], p["mean"], p["std"], p["Y"],
                                   title="MC dropout: mean of 100 passes, band +-2 std"),
              "mc_dropout.png", "MC-dropout forecast band (GRU with dropout, validation series 0)")
-    if "gradient_norms" in extra:
-        save(plot.plot_gradient_norms(extra["gradient_norms"]), "gradient_norms.png",
-             "Gradient reaching h_t at each step: SimpleRNN vs LSTM vs GRU", GRADIENT_NORMS_NOTE)
+    if "long_memory" in extra:
+        save(plot.plot_long_memory(extra["long_memory"]), "long_memory.png",
+             "Why gates exist: the adding problem at T = 20, 50, 100, SimpleRNN vs LSTM vs GRU",
+             LONG_MEMORY_NOTE)
     return figures

@@ -248,3 +248,53 @@ def load_course_data(task: str, seed: int | None = 42, n_series: int = 10000) ->
     parts_X = split(X, n_train, n_valid)
     parts_Y = split(Y, n_train, n_valid)
     return {name: (x, y) for name, x, y in zip(("train", "valid", "test"), parts_X, parts_Y)}
+
+
+# --- a long-memory task: the adding problem ------------------------------------------------------
+ADDING_BASELINE_MSE = 1 / 6
+"""The adding problem's trivial MSE: always answering the mean, 1, misses by var(y) = 2 / 12."""
+
+
+def adding_problem(n_samples: int, n_steps: int, seed: int | None = None):
+    """The adding problem (Hochreiter & Schmidhuber, 1997): add two marked values that lie far apart.
+
+    Each sample is T steps of two features: a random value, and a marker that
+    is 1 at exactly two steps and 0 elsewhere. The target is the sum of the two
+    marked values. The first marker sits among the first ``max(1, T // 10)``
+    steps, the second among the last ``T - T // 2``, so the first value must be
+    remembered for at least about T / 2 steps (and for about 0.9 T on average),
+    while every unmarked value must be ignored.
+
+    Answering the mean (1) scores an MSE of var(y) = 1/6 (``ADDING_BASELINE_MSE``);
+    remembering only the second value scores 1/12. A model has learnt the task
+    when its MSE is a small fraction of 1/6.
+
+    Parameters
+    ----------
+    n_samples : int
+        B, the number of samples (>= 1).
+    n_steps : int
+        T, the number of time steps of each sample (>= 2).
+    seed : int or None
+        Seeds ``numpy.random.default_rng``: the same seed gives the same data.
+
+    Returns
+    -------
+    X : float32 array of shape (B, T, 2)
+        ``X[:, :, 0]`` the values, uniform in [0, 1); ``X[:, :, 1]`` the markers.
+    y : float32 array of shape (B, 1)
+        The sum of the two marked values, in [0, 2).
+    """
+    n_samples = _check_int("n_samples", n_samples, 1)
+    n_steps = _check_int("n_steps", n_steps, 2)
+    rng = numpy.random.default_rng(seed)
+    values = rng.uniform(0.0, 1.0, size=(n_samples, n_steps))                  # (B, T)
+    first = rng.integers(0, max(1, n_steps // 10), size=n_samples)            # (B,) early
+    second = rng.integers(n_steps // 2, n_steps, size=n_samples)              # (B,) late
+    rows = numpy.arange(n_samples)
+    markers = numpy.zeros((n_samples, n_steps))
+    markers[rows, first] = 1.0
+    markers[rows, second] = 1.0
+    X = numpy.stack([values, markers], axis=-1).astype(numpy.float32)         # (B, T, 2)
+    y = (values[rows, first] + values[rows, second])[:, numpy.newaxis]        # (B, 1)
+    return X, y.astype(numpy.float32)

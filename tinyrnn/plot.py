@@ -18,13 +18,15 @@ Shapes: T input steps, n_ahead forecast steps, B series.
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import pathlib
 import sys
 
 import matplotlib
 import numpy
-from matplotlib.ticker import LogFormatter, MaxNLocator
+from matplotlib.lines import Line2D
+from matplotlib.ticker import LogFormatter, LogLocator, MaxNLocator
 
 if ("matplotlib.pyplot" not in sys.modules and "MPLBACKEND" not in os.environ
         and sys.platform.startswith("linux")
@@ -93,7 +95,7 @@ def plot_series(series, y_true=None, y_pred=None, x_label="$t$", y_label="$x(t)$
     return fig
 
 
-def plot_learning_curves(history, keys=None, title=None, ax=None, legend=True):
+def plot_learning_curves(history, keys=None, title=None, ax=None, legend=True, loss_name="loss"):
     """Training and validation curves, one line per logged quantity, log scale.
 
     Parameters
@@ -102,29 +104,46 @@ def plot_learning_curves(history, keys=None, title=None, ax=None, legend=True):
         {"loss": [...], "val_loss": [...], ...}, one value per epoch.
     keys : which quantities to draw; None means every one but the gradient
         norm (``grad_norm``, which is not a loss).
+    title : the Axes title; None means "<quantity> per epoch".
     ax : draw on this Axes instead of a new figure.
+    legend : add a legend ("training <quantity>", "validation <quantity>").
+    loss_name : what to call the ``loss`` key (e.g. "MSE" for ``loss="mse"``).
 
     Returns
     -------
     matplotlib.figure.Figure
-        One Axes, one line per key; training dashed, validation solid.
+        One Axes, one line per key; training dashed, validation solid; the
+        y label names the quantity, the x axis counts epochs from 1.
     """
     logs = getattr(history, "history", history)
     keys = [k for k in logs if k != "grad_norm"] if keys is None else list(keys)
     fig, ax = _figure_and_axes(ax)
+    names = []
     for key in keys:
         values = logs[key]
-        style = "-" if key.startswith("val_") else "--"
-        ax.plot(numpy.arange(1, len(values) + 1), values, style, marker=".", label=key)
+        is_validation = key.startswith("val_")
+        name = _quantity_name(key, loss_name)
+        names.append(name)
+        ax.plot(numpy.arange(1, len(values) + 1), values, "-" if is_validation else "--", marker=".",
+                label=f"{'validation' if is_validation else 'training'} {name}")
     _log_y_axis(ax)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
-    ax.set_ylabel("MSE")
+    quantities = list(dict.fromkeys(names))
+    ax.set_ylabel(f"{quantities[0]} (log scale)" if len(quantities) == 1 else "value (log scale)")
     if legend:
         ax.legend(loc="best", fontsize="small")
-    if title:
-        ax.set_title(title)
+    ax.set_title(title if title is not None else f"{' and '.join(quantities)} per epoch")
     return fig
+
+
+_QUANTITY_NAMES = {"last_time_step_mse": "last-step MSE", "mse": "MSE", "mae": "MAE"}
+
+
+def _quantity_name(key: str, loss_name: str = "loss") -> str:
+    """The readable name of a History key: "val_last_time_step_mse" -> "last-step MSE"."""
+    base = key[len("val_"):] if key.startswith("val_") else key
+    return loss_name if base == "loss" else _QUANTITY_NAMES.get(base, base)
 
 
 def headline_keys(history) -> list:
@@ -136,42 +155,120 @@ def headline_keys(history) -> list:
     return [key, f"val_{key}"] if f"val_{key}" in logs else [key]
 
 
-def plot_learning_curves_grid(histories: dict, ncols: int = 4):
+def plot_learning_curves_grid(histories: dict, ncols: int = 4, loss_name="loss"):
     """One small panel per experiment, {name: History or dict}, each showing the
     figure it is judged by (``headline_keys``) for training and validation.
+
+    ``loss_name`` names the ``loss`` key on the y axes (e.g. "MSE").
 
     Returns
     -------
     matplotlib.figure.Figure
-        One Axes per experiment, spare grid cells removed.
+        One Axes per experiment, titled with its name, its y axis with the
+        quantity drawn; spare grid cells removed; one legend for the figure
+        (training dashed, validation solid).
     """
     if not histories:
         raise ValueError("plot_learning_curves_grid needs at least one history")
     ncols = min(ncols, len(histories))
     nrows = -(-len(histories) // ncols)
-    fig, axes = _new_figure(nrows, ncols, figsize=(3.4 * ncols, 2.5 * nrows))
+    fig, axes = _new_figure(nrows, ncols, figsize=(3.4 * ncols, 2.6 * nrows + 0.6))
     for ax, (name, history) in zip(axes.flat, histories.items()):
-        keys = headline_keys(history)
-        plot_learning_curves(history, keys=keys, title=f"{name}: {keys[-1]}", ax=ax, legend=False)
-        ax.set_xlabel("")
-        ax.set_ylabel("")
+        plot_learning_curves(history, keys=headline_keys(history), title=name, ax=ax, legend=False,
+                             loss_name=loss_name)
+        ax.set_ylabel(ax.get_ylabel().replace(" (log scale)", ""), fontsize="small")
+        ax.set_xlabel("epoch", fontsize="small")
+        ax.tick_params(labelsize="small", which="both")
         ax.title.set_fontsize("small")
     for ax in list(axes.flat)[len(histories):]:
         fig.delaxes(ax)
-    fig.supxlabel("epoch (dashed: training, solid: validation)", fontsize="small")
+    first = fig.axes[0]
+    handles = [Line2D([], [], linestyle=line.get_linestyle(), color=line.get_color(), marker=".")
+               for line in first.lines]
+    labels = ["training" if not line.get_label().startswith("validation") else "validation"
+              for line in first.lines]
+    fig.suptitle("Learning curves: the figure each model is judged by, per epoch (log scale)",
+                 fontsize="medium")
+    fig.legend(handles, labels, loc="upper right", fontsize="small", ncols=2)
     return fig
 
 
 class _PlainLogFormatter(LogFormatter):
-    """Two significant digits (0.11, 0.2, 1e-06), also when the axis spans less than a decade."""
+    """Plain tick labels on a log axis (0.11, 0.2, 1e-06): exact, distinct and few.
+
+    On a range narrower than a decade matplotlib's minor ticks fall back to
+    evenly spaced values (0.146, 0.148, 0.150, ...), which at two significant
+    digits would all read "0.15". So before each draw ``set_locs`` keeps at most
+    ``max_labels`` of the labelled ticks in view (every k-th, starting where the
+    labels come out shortest) and writes them with the fewest significant
+    digits (at least 2) that give each tick's exact value.
+    """
+
+    def __init__(self, *args, max_labels=5, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.max_labels = max_labels
+        self._digits, self._shown = 2, None
+
+    def set_locs(self, locs=None):
+        super().set_locs(locs)
+        self._digits, self._shown = 2, None
+        if locs is None or self.axis is None:
+            return
+        vmin, vmax = sorted(self.axis.get_view_interval())
+        self._digits = 17  # full precision while asking which ticks the log rules label
+        log_rule_label = super().__call__  # "" where the log rules leave a tick unlabelled
+        labelled = sorted(x for x in locs if vmin <= x <= vmax and x > 0 and log_rule_label(x))
+        step = max(1, -(-len(labelled) // self.max_labels))  # ceil(n / max_labels)
+        choices = [labelled[start::step] for start in range(step)]
+        self._shown = min(choices, key=lambda xs: (_exact_digits(xs), -len(xs)))
+        self._digits = _exact_digits(self._shown)
+
+    def __call__(self, x, pos=None):
+        if self._shown is not None and x not in self._shown:
+            return ""
+        return super().__call__(x, pos)
 
     def _num_to_string(self, x, vmin, vmax):
-        return f"{x:.2g}"
+        return _plain(x, self._digits)
+
+
+def _plain(x, digits) -> str:
+    """x with ``digits`` significant digits, never in powers of ten between 1 and 1e6 (100, not 1e+02)."""
+    if 1 <= abs(x) < 1e6:
+        digits = max(digits, math.floor(math.log10(abs(x))) + 1)
+    return f"{x:.{digits}g}"
+
+
+def _exact_digits(values, most=7) -> int:
+    """The fewest significant digits (2 to ``most``) that write every value exactly (to 1e-9)."""
+    return next((d for d in range(2, most) if all(abs(float(_plain(x, d)) - x) <= 1e-9 * abs(x)
+                                                   for x in values)), most)
+
+
+class _LogMinorLocator(LogLocator):
+    """Log-scale minor ticks (0.02, 0.03, ...), or evenly spaced round ones (0.12, 0.14, ...)
+    when fewer than ``min_ticks`` ticks of the log rule, decades included, fall in view."""
+
+    def __init__(self, min_ticks=4):
+        super().__init__(base=10.0, subs="auto")
+        self.min_ticks = min_ticks
+
+    def tick_values(self, vmin, vmax):
+        vmin, vmax = sorted((vmin, vmax))
+        ticks = super().tick_values(vmin, vmax)
+        decades = 10.0 ** numpy.arange(math.ceil(math.log10(vmin)), math.floor(math.log10(vmax)) + 1) \
+            if vmin > 0 else numpy.array([])
+        in_view = numpy.union1d(ticks[(ticks >= vmin) & (ticks <= vmax)], decades)
+        if vmin > 0 and len(in_view) < self.min_ticks:
+            return MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]).tick_values(vmin, vmax)
+        return ticks
 
 
 def _log_y_axis(ax):
-    """Log scale with plain tick labels (0.02, 1e-06): cheaper to draw than LaTeX powers."""
+    """Log scale with plain tick labels (0.02, 1e-06): cheaper to draw than LaTeX powers,
+    and enough minor ticks to read a range narrower than a decade."""
     ax.set_yscale("log")
+    ax.yaxis.set_minor_locator(_LogMinorLocator())
     ax.yaxis.set_major_formatter(_PlainLogFormatter(labelOnlyBase=False))
     ax.yaxis.set_minor_formatter(_PlainLogFormatter(labelOnlyBase=False, minor_thresholds=(1, 0.5)))
     ax.grid(True, which="both", alpha=0.3)
@@ -260,6 +357,66 @@ def plot_gradient_norms(norms: dict, title="Gradient reaching the hidden state, 
     ax.legend(loc="best", fontsize="small")
     if title:
         ax.set_title(title)
+    return fig
+
+
+def plot_long_memory(experiment: dict):
+    """Why gates exist: the adding problem learnt, or not, by SimpleRNN, LSTM and GRU.
+
+    Parameters
+    ----------
+    experiment : what ``tinyrnn.long_memory.run_long_memory`` returns:
+        ``results[cell][str(T)]`` with ``relative``, ``solved``, ``val_mse``,
+        ``baseline`` and ``grad_norms`` (T,), and ``solved_fraction``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Three Axes, one line per cell in each, log scale:
+        (1) validation MSE after training, as % of answering the mean, against T;
+        (2) validation MSE per epoch at the longest T;
+        (3) ||dy_hat/dh_t|| / ||dy_hat/dh_T|| after training at the longest T:
+        how much of the output's gradient reaches step t (a gradient of exactly
+        0 has no point on a log axis: the legend says from which step on).
+    """
+    results = experiment["results"]
+    steps = sorted({int(T) for by_T in results.values() for T in by_T})
+    T_long, solved_pct = str(steps[-1]), 100 * experiment["solved_fraction"]
+    fig, axes = _new_figure(1, 3, figsize=(16, 4.6))
+    after, curves, grads = axes[0]
+    for name, by_T in results.items():
+        relative = [100 * by_T[str(T)]["relative"] for T in steps]
+        epochs = ", ".join(str(by_T[str(T)]["epochs"]) for T in steps)
+        after.plot(steps, relative, "o-", label=f"{name} ({epochs} epochs)")
+        long = by_T[T_long]
+        curves.plot(numpy.arange(1, len(long["val_mse"]) + 1),
+                    100 * numpy.asarray(long["val_mse"]) / long["baseline"], ".-", label=name)
+        norms = numpy.asarray(long["grad_norms"], dtype=float)
+        reach = norms / norms[-1]
+        zeros = numpy.flatnonzero(reach == 0)
+        label = name if not len(zeros) else f"{name} (exactly 0 for t <= {zeros[-1] + 1})"
+        reach = numpy.where(reach > 0, reach, numpy.nan)                  # log axis: no point for 0
+        grads.plot(numpy.arange(1, len(reach) + 1), reach, "-", label=label)
+    for ax in (after, curves):
+        ax.axhline(100, color="gray", linestyle=":", label="answering the mean (100%)")
+        ax.axhline(solved_pct, color="tab:green", linestyle="--", linewidth=1,
+                   label=f"solved (<= {solved_pct:g}%)")
+        _log_y_axis(ax)
+        ax.set_ylabel("validation MSE, % of answering the mean")
+        ax.legend(loc="center right", fontsize="small")
+    after.set_xticks(steps)
+    after.set_xlabel("sequence length T")
+    after.set_title("After training: validation error against T", fontsize="medium")
+    curves.set_xlabel("epoch")
+    curves.xaxis.set_major_locator(MaxNLocator(integer=True))
+    curves.set_title(f"Training at T = {T_long}: validation error per epoch", fontsize="medium")
+    marker_zone = max(1, int(T_long) // 10)
+    grads.axvspan(0.5, marker_zone + 0.5, color="tab:gray", alpha=0.15, label="first marker here")
+    _log_y_axis(grads)
+    grads.set_xlabel("time step $t$")
+    grads.set_ylabel(r"$\|\partial \hat y / \partial h_t\| \;/\; \|\partial \hat y / \partial h_T\|$")
+    grads.set_title(f"After training at T = {T_long}: gradient reaching step t", fontsize="medium")
+    grads.legend(loc="best", fontsize="small")
     return fig
 
 
