@@ -34,8 +34,8 @@ _REGISTRY = {
     cls.__name__: cls
     for cls in (Dense, Dropout, Flatten, InputLayer, RepeatVector, TimeDistributed, LayerNormalization,
                 BatchNormalization, Conv1D, RNN, SimpleRNN, LSTM, GRU, SimpleRNNCell, LSTMCell, GRUCell,
-                PeepholeLSTMCell, LNSimpleRNNCell, Activation, Lambda, Reshape, Permute, Add, Subtract, Multiply,
-                Average, Maximum, Concatenate)
+                PeepholeLSTMCell, LNSimpleRNNCell, Activation, Lambda, Reshape, Permute, Add, Subtract,
+                Multiply, Average, Maximum, Concatenate)
 }
 
 

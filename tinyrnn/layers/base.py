@@ -172,10 +172,9 @@ class Layer:
         """Keras's ``call``: override it to compose layers and ``tinyrnn.ops`` (recorded backward)."""
         raise NotImplementedError(f"{type(self).__name__} defines no call()")
 
-    @classmethod
-    def records_call(cls) -> bool:
+    def records_call(self) -> bool:
         """True for a layer written the Keras way: ``call()`` without a hand-written backward."""
-        return cls.call is not Layer.call and cls.backward is Layer.backward
+        return type(self).call is not Layer.call and type(self).backward is Layer.backward
 
     def _run_call(self, inputs, training, args=(), kwargs=None):
         """``call(inputs, *args)`` with ``training`` passed on when call takes it (and to inner layers)."""

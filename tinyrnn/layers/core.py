@@ -262,8 +262,8 @@ class Lambda(Layer):
         return self.function(inputs)
 
     def get_config(self):
-        raise TypeError(f"{self.name}: a Lambda layer's function cannot be saved; write a Layer subclass with "
-                        "call() and register it with tinyrnn.layers.register")
+        raise TypeError(f"{self.name}: a Lambda layer's function cannot be saved; write a Layer subclass "
+                        "with call() and register it with tinyrnn.layers.register")
 
 
 class Reshape(Layer):

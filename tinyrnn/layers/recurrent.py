@@ -779,6 +779,9 @@ class RNN(Layer):
         y = ops.stack(outputs, axis=1) if self.return_sequences else outputs[-1]
         return [y, *states] if self.return_state else y
 
+    def records_call(self) -> bool:
+        return self.recorded
+
     def _initial_states(self, B, dtype) -> list:
         if hasattr(self.cell, "get_initial_state"):
             states = self.cell.get_initial_state(batch_size=B)
