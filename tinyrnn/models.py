@@ -81,6 +81,7 @@ class Model(Layer):
     def _init_graph(self, inputs, outputs) -> None:
         if inputs is None or outputs is None:
             raise ValueError("Model(inputs=..., outputs=...) needs both, e.g. Model(inputs=[x], outputs=[y])")
+        inputs, outputs = _single(inputs), _single(outputs)    # [x] is x, as in Keras
         self._input_structure, self._output_structure = inputs, outputs
         self.inputs, self.outputs = graph.flatten(inputs), graph.flatten(outputs)
         for v in self.inputs:
@@ -358,8 +359,8 @@ class Model(Layer):
 
     # --- weights and description ----------------------------------------------------
     def save(self, path) -> None:
-        """Save architecture, weights, compile config and optimizer state to one ``.npz``
-        (atomically; see ``tinyrnn.saving``). Read it back with ``tinyrnn.load_model(path)``."""
+        """Save a Sequential or functional model (architecture, weights, compile config, optimizer
+        state) to one ``.npz``, atomically (``tinyrnn.saving``); ``tinyrnn.load_model(path)`` reads it."""
         from tinyrnn.saving import save_model  # saving imports this module
 
         save_model(self, path)
@@ -551,6 +552,10 @@ def _print_summary(model, rows_in, print_fn) -> None:
     rows += [f"Total params: {total:,}", f"Trainable params: {trainable:,}",
              f"Non-trainable params: {total - trainable:,}", line]
     print_fn("\n".join(rows))
+
+
+def _single(structure):
+    return structure[0] if isinstance(structure, (list, tuple)) and len(structure) == 1 else structure
 
 
 def _first(x):
