@@ -282,7 +282,7 @@ def test_unknown_optimizer_name():
         compiled(optimizer="adamw")
 
 
-@pytest.mark.parametrize("make", [lambda: Dense(H, activation="softmax"),
+@pytest.mark.parametrize("make", [lambda: Dense(H, activation="swish"),
                                   lambda: SimpleRNN(H, activation="relux"),
                                   lambda: LSTM(H, recurrent_activation="hard_sigmoid"),
                                   lambda: Conv1D(2, 3, activation="gelu")])

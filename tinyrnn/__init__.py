@@ -9,18 +9,19 @@ follows Keras, so the course's code ports with the import changed::
     from tinyrnn.layers import SimpleRNN, Dense
 """
 
-from tinyrnn import data, layers, losses, metrics, optimizers
+from tinyrnn import activations, data, graph, layers, losses, metrics, ops, optimizers, utils
 from tinyrnn.backend import float_precision, get_backend, set_backend, set_floatx, set_threads, to_numpy
 from tinyrnn.gradcheck import gradcheck
-from tinyrnn.models import History, Sequential, TrainingError
+from tinyrnn.layers import Input
+from tinyrnn.models import History, Model, Sequential, TrainingError
 from tinyrnn.saving import load_model
 from tinyrnn.seeding import set_random_seed
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "History", "Sequential", "TrainingError", "data", "float_precision", "get_backend", "gradcheck", "layers",
-    "load_model",
-    "losses", "metrics", "optimizers", "set_backend", "set_floatx", "set_random_seed", "set_threads",
-    "to_numpy",
+    "History", "Input", "Model", "Sequential", "TrainingError", "activations", "data", "float_precision", "get_backend",
+    "gradcheck",
+    "graph", "layers", "load_model", "losses", "metrics", "ops", "optimizers", "set_backend", "set_floatx",
+    "set_random_seed", "set_threads", "to_numpy", "utils",
 ]

@@ -10,24 +10,35 @@ linear     z                      1
 tanh       tanh(z)                1 - a^2
 sigmoid    1 / (1 + exp(-z))      a (1 - a)
 relu       max(z, 0)              1 if a > 0 else 0
+softmax    exp(z) / sum exp(z)    not element-wise: dz = a * (da - sum(da * a))
 =========  =====================  ==========================
 
 ``forward(z, out=None)`` may write into a preallocated array (the recurrent
 layers keep one buffer per time step); ``derivative(a)`` is f' from the output.
+
+As in Keras, the activations are also functions of layer outputs:
+``tinyrnn.activations.tanh(x)``, ``sigmoid``, ``relu``, ``softmax``, ``linear``,
+and ``get("tanh")`` returns an activation that can be called the same way.
+Called on a ``Value`` (inside a custom ``call()``) the call is recorded and its
+backward is the activation's own ``backward`` (``tinyrnn.graph``).
 """
 
 from __future__ import annotations
 
 import contextlib
 
-from tinyrnn import backend
+from tinyrnn import backend, graph
 
 
 class Activation:
     """An activation ``f``: ``forward(z) -> a``, ``derivative(a) -> f'(z)``,
-    ``backward(a, da) -> dz = da * f'(z)``."""
+    ``backward(a, da) -> dz = da * f'(z)``; calling it, ``f(x)``, applies it as
+    an operation (recorded on a ``Value``)."""
 
     name = "linear"
+
+    def __call__(self, x):
+        return graph.apply(ActivationCall(self), x)
 
     def forward(self, z, out=None):
         if out is None:
@@ -65,7 +76,7 @@ class Sigmoid(Activation):
     name = "sigmoid"
 
     def forward(self, z, out=None):
-        return sigmoid(z, out=out)
+        return logistic(z, out=out)
 
     def derivative(self, a):
         return a * (1.0 - a)  # d s(z)/dz = s(z) (1 - s(z))
@@ -84,7 +95,50 @@ class ReLU(Activation):
         return da * (a > 0)
 
 
-def sigmoid(z, out=None):
+class Softmax(Activation):
+    """a = exp(z) / sum_j exp(z_j) over the last axis (z shifted by its max first,
+    which changes nothing mathematically and keeps exp from overflowing).
+
+    Not element-wise: the Jacobian is da_i/dz_j = a_i (delta_ij - a_j), so the
+    backward is its product with da: dz = a * (da - sum_j da_j a_j).
+    """
+
+    name = "softmax"
+
+    def forward(self, z, out=None):
+        xp = backend.xp
+        e = xp.exp(z - z.max(axis=-1, keepdims=True))
+        e /= e.sum(axis=-1, keepdims=True)
+        if out is None:
+            return e
+        out[...] = e
+        return out
+
+    def derivative(self, a):
+        raise TypeError("softmax is not element-wise: use backward(a, da) (the Jacobian-vector product)")
+
+    def backward(self, a, da):
+        return a * (da - (da * a).sum(axis=-1, keepdims=True))
+
+
+class ActivationCall:
+    """An activation as an operation of ``tinyrnn.graph``: the cache is the output a."""
+
+    def __init__(self, activation):
+        self.activation = activation
+
+    def forward(self, z):
+        a = self.activation.forward(z)
+        return a, a
+
+    def backward(self, da, a):
+        return (self.activation.backward(a, da),)
+
+    def __repr__(self):
+        return self.activation.name
+
+
+def logistic(z, out=None):
     """The logistic function 1 / (1 + exp(-z)).
 
     For z below about -88 (float32) exp(-z) overflows to inf and the result is
@@ -103,13 +157,45 @@ def overflow_ignored():
     return errstate(over="ignore") if errstate else contextlib.nullcontext()
 
 
-ACTIVATIONS = {"linear": Linear, None: Linear, "tanh": Tanh, "sigmoid": Sigmoid, "relu": ReLU}
+ACTIVATIONS = {"linear": Linear, None: Linear, "tanh": Tanh, "sigmoid": Sigmoid, "relu": ReLU,
+               "softmax": Softmax}
+
+
+def linear(x):
+    """f(x) = x, as a function (Keras's ``activations.linear``)."""
+    return Linear()(x)
+
+
+def tanh(x):
+    """tanh(x) as a function of an array or a Value (recorded)."""
+    return Tanh()(x)
+
+
+def sigmoid(x):
+    """1 / (1 + exp(-x)) as a function of an array or a Value (recorded)."""
+    return Sigmoid()(x)
+
+
+def relu(x):
+    """max(x, 0) as a function of an array or a Value (recorded)."""
+    return ReLU()(x)
+
+
+def softmax(x):
+    """softmax over the last axis as a function of an array or a Value (recorded)."""
+    return Softmax()(x)
+
+
+_FUNCTIONS = {linear: "linear", tanh: "tanh", sigmoid: "sigmoid", relu: "relu", softmax: "softmax"}
 
 
 def get(activation) -> Activation:
-    """An ``Activation`` from a name (``"tanh"``, ``"sigmoid"``, ``"relu"``, ``"linear"``, None)."""
+    """An ``Activation`` from a name (``"tanh"``, ``"sigmoid"``, ``"relu"``, ``"softmax"``,
+    ``"linear"``, None) or one of the functions above; it is callable: ``get("tanh")(x)``."""
     if isinstance(activation, Activation):
         return activation
+    if callable(activation) and activation in _FUNCTIONS:
+        activation = _FUNCTIONS[activation]
     if isinstance(activation, str):
         activation = activation.lower()
     if activation not in ACTIVATIONS:

@@ -74,6 +74,21 @@ def _import_cupy():
     return cupy
 
 
+_clear_session_hooks: list = []
+
+
+def on_clear_session(hook) -> None:
+    """Register a function that ``clear_session`` calls (the layers' name counters)."""
+    _clear_session_hooks.append(hook)
+
+
+def clear_session() -> None:
+    """Keras's ``backend.clear_session()``: forget the layer names given so far (the next
+    ``Dense`` is ``dense`` again). tinyrnn keeps no other global graph or state to free."""
+    for hook in _clear_session_hooks:
+        hook()
+
+
 def floatx() -> numpy.dtype:
     """The float dtype parameters are built in and inputs are converted to."""
     return _floatx

@@ -34,6 +34,7 @@ import dataclasses
 import numpy
 
 from tinyrnn import backend, seeding
+from tinyrnn.layers.base import parameter_owners
 
 DEFAULT_TOLERANCE = 1e-7
 
@@ -85,8 +86,10 @@ def gradcheck(target, x, seed: int = 0, eps: float = 1e-3, floor: float = 1e-4,
 
     Parameters
     ----------
-    target : Layer or Sequential, built or not (it is built on ``x``).
-    x : array (B, ...) the input.
+    target : Layer or model (Sequential or Model), built or not (it is built on ``x``).
+        Every weight of the layers it holds is checked (a custom layer's sublayers,
+        a Keras-protocol cell's pieces).
+    x : array (B, ...) the input, or a list of arrays for a layer or model with several inputs.
     seed : seeds the upstream gradient and, before every forward pass, tinyrnn's
         generator, so dropout masks are the same in every evaluation.
     training : run forward in training mode (dropout, batch statistics).
@@ -97,7 +100,9 @@ def gradcheck(target, x, seed: int = 0, eps: float = 1e-3, floor: float = 1e-4,
         One row for the input and one per parameter.
     """
     xp = backend.xp
-    x = xp.asarray(backend.to_numpy(x), dtype=numpy.float64).copy()
+    several = isinstance(x, (list, tuple))
+    xs = [xp.asarray(backend.to_numpy(a), dtype=numpy.float64).copy() for a in (x if several else [x])]
+    x = xs if several else xs[0]
     with backend.float_precision("float64"), _float64_copies(target, x, seed):
         def loss():
             seeding.set_random_seed(seed)
@@ -112,7 +117,9 @@ def gradcheck(target, x, seed: int = 0, eps: float = 1e-3, floor: float = 1e-4,
         seeding.set_random_seed(seed)
         target.forward(x, training=training)
         dx = target.backward(upstream if len(upstream) > 1 else upstream[0])
-        checks = [_check_array("input", x, dx, loss, eps, floor)]
+        dxs = list(dx) if several else [dx]
+        names = [f"input[{k}]" for k in range(len(xs))] if several else ["input"]
+        checks = [_check_array(name, a, d, loss, eps, floor) for name, a, d in zip(names, xs, dxs)]
         for name, params, grads in _named_params(target):
             for key in params:
                 checks.append(_check_array(f"{name}/{key}", params[key], grads[key], loss, eps, floor))
@@ -151,10 +158,15 @@ def _layers(target):
     return list(target.layers) if hasattr(target, "layers") else [target]
 
 
+def _owners(target):
+    """Every layer or cell whose weights ``target`` uses, each once."""
+    return parameter_owners(_layers(target))
+
+
 def _named_params(target):
-    for layer in _layers(target):
-        if layer.params:
-            yield layer.name, layer.params, layer.grads
+    for owner in _owners(target):
+        if owner.params:
+            yield owner.name, owner.params, owner.grads
 
 
 def _zero_grads(target):
@@ -173,11 +185,12 @@ class _float64_copies:
         seeding_state = seeding.get_state()
         if not getattr(self.target, "built", False) or _needs_build(self.target):
             seeding.set_random_seed(self.seed)
-            self.target.build(tuple(self.x.shape))
-        self.saved = [(layer, dict(layer.params), dict(layer.grads), dict(layer.state))
-                      for layer in _layers(self.target)]
+            self.target(self.x)          # built by its first call, as in Keras (call()-only layers too)
+        self.saved = [(owner, dict(owner.params), dict(owner.grads), dict(getattr(owner, "state", {})))
+                      for owner in _owners(self.target)]
         for layer, params, grads, state in self.saved:
-            for d, src in ((layer.params, params), (layer.grads, grads), (layer.state, state)):
+            state_now = getattr(layer, "state", {})
+            for d, src in ((layer.params, params), (layer.grads, grads), (state_now, state)):
                 for k, v in src.items():
                     d[k] = backend.xp.asarray(v, dtype=numpy.float64).copy()
         self.seeding_state = seeding_state
@@ -187,7 +200,7 @@ class _float64_copies:
         for layer, params, grads, state in self.saved:
             layer.params.update(params)
             layer.grads.update(grads)
-            layer.state.update(state)
+            getattr(layer, "state", {}).update(state)
             layer._cache = None
         seeding.set_state(self.seeding_state)
         return False

@@ -152,10 +152,30 @@ LOSSES = {
 """Accepted names (case-insensitive) and the class each builds."""
 
 
+def mean_squared_error(y_true, y_pred):
+    """Keras's function form: the mean of (y_pred - y_true)^2 over the last axis, one value per
+    sample (shape ``y_pred.shape[:-1]``); ``compile(loss=mean_squared_error)`` uses ``MeanSquaredError``."""
+    y_true, y_pred = _match(y_true, y_pred)
+    return MeanSquaredError().elementwise(y_pred - y_true).mean(axis=-1)
+
+
+def mean_absolute_error(y_true, y_pred):
+    """Keras's function form: the mean of |y_pred - y_true| over the last axis, one value per sample."""
+    y_true, y_pred = _match(y_true, y_pred)
+    return MeanAbsoluteError().elementwise(y_pred - y_true).mean(axis=-1)
+
+
+mse, mae = mean_squared_error, mean_absolute_error
+_FUNCTIONS = {mean_squared_error: "mse", mean_absolute_error: "mae"}
+
+
 def get(identifier) -> Loss:
-    """A ``Loss`` from an instance or a name: "mse", "mae", "huber" or their long Keras names."""
+    """A ``Loss`` from an instance, a name ("mse", "mae", "huber" or their long Keras names)
+    or Keras's function (``losses.mean_squared_error``)."""
     if isinstance(identifier, Loss):
         return identifier
+    if callable(identifier) and identifier in _FUNCTIONS:
+        identifier = _FUNCTIONS[identifier]
     names = ", ".join(repr(k) for k in LOSSES)
     if isinstance(identifier, str):
         cls = LOSSES.get(identifier.lower())

@@ -1,8 +1,14 @@
-"""``Sequential``: a stack of layers with Keras's compile / fit / evaluate / predict.
+"""Models: ``Model`` (functional or subclassed) and ``Sequential``, with Keras's
+compile / fit / evaluate / predict.
 
 Training one batch is the whole algorithm, spelled out in ``train_step``:
 forward through every layer, the loss and its gradient, backward through every
 layer in reverse (each accumulating into its ``grads``), one optimizer update.
+One training loop serves every model: ``Sequential`` is a chain whose forward
+and backward call each layer's own in turn (nothing recorded, the fast path);
+a functional ``Model(inputs, outputs)`` replays the graph of calls recorded
+from ``tinyrnn.Input`` and a subclassed ``Model`` runs its ``call()``, both
+recording the calls so that backward walks them (``tinyrnn.graph``).
 """
 
 from __future__ import annotations
@@ -14,8 +20,10 @@ import threading
 
 import numpy
 
-from tinyrnn import backend, losses, metrics, optimizers, seeding, validation
+from tinyrnn import backend, graph, losses, metrics, optimizers, seeding, validation
+from tinyrnn.graph import Value
 from tinyrnn.layers import InputLayer, Layer
+from tinyrnn.layers.base import parameter_owners
 
 
 class History:
@@ -39,81 +47,105 @@ class TrainingError(FloatingPointError):
     """Training produced a non-finite loss or gradient (the weights were kept)."""
 
 
-class Sequential:
-    """A linear stack of layers, used as in Keras.
+class Model(Layer):
+    """A model: layers composed into one function, trained with compile / fit.
 
-    >>> model = Sequential([SimpleRNN(20, return_sequences=True, input_shape=[None, 1]),
-    ...                     SimpleRNN(20), Dense(1)])
-    >>> model.compile(loss="mse", optimizer="adam")
-    >>> history = model.fit(X_train, y_train, epochs=20, validation_data=(X_valid, y_valid))
+    Functional, as in Keras::
+
+        inputs = tinyrnn.Input(shape=[None, 1])
+        z = Conv1D(20, 2, padding="causal")(inputs)
+        outputs = Dense(1)(Add()([z, inputs]))
+        model = tinyrnn.Model(inputs=inputs, outputs=outputs)
+
+    Calling layers and operations on ``Input``s records a graph of calls; the
+    model's forward pass replays it on the data (recording each call with its
+    own cache) and backward walks the record in reverse (``tinyrnn.graph``).
+    Several inputs and outputs are lists; a layer used twice shares its weights
+    and gets the sum of both gradients.
+
+    Subclassed: define ``__init__`` (assign layers as attributes) and
+    ``call(inputs)``; it runs and trains the same way.
     """
 
-    def __init__(self, layers=None, name="sequential"):
-        self.name = name
-        self.layers: list[Layer] = []
-        self.input_shape = None
+    def __init__(self, inputs=None, outputs=None, name=None, **kwargs):
+        super().__init__(name=name, **kwargs)
         self.loss = self.optimizer = None
         self.metrics: list = []
         self.history = None
-        for layer in layers or []:
-            self.add(layer)
+        self.inputs = self.outputs = None
+        self._nodes = self._layers = None
+        if inputs is not None or outputs is not None:
+            self._init_graph(inputs, outputs)
 
-    # --- structure ------------------------------------------------------------
-    def add(self, layer) -> None:
-        if not isinstance(layer, Layer):
-            raise TypeError(f"Sequential.add expects a Layer, got {type(layer).__name__}")
-        if isinstance(layer, InputLayer) or (not self.layers and layer.input_shape is not None):
-            if self.layers and isinstance(layer, InputLayer):
-                raise ValueError("InputLayer must come first in a Sequential model")
-            self.input_shape = layer.input_shape
-        if not isinstance(layer, InputLayer):
-            self.layers.append(layer)
+    # --- the functional graph ---------------------------------------------------------
+    def _init_graph(self, inputs, outputs) -> None:
+        if inputs is None or outputs is None:
+            raise ValueError("Model(inputs=..., outputs=...) needs both, e.g. Model(inputs=[x], outputs=[y])")
+        inputs, outputs = _single(inputs), _single(outputs)    # [x] is x, as in Keras
+        self._input_structure, self._output_structure = inputs, outputs
+        self.inputs, self.outputs = graph.flatten(inputs), graph.flatten(outputs)
+        for v in self.inputs:
+            if not (isinstance(v, Value) and v.symbolic and v.node is None):
+                raise TypeError(f"{self.name}: Model inputs must be tinyrnn.Input(shape=...) values, "
+                                f"got {v!r}")
+        for v in self.outputs:
+            if not (isinstance(v, Value) and v.symbolic):
+                raise TypeError(f"{self.name}: Model outputs must be results of layers called on Inputs, "
+                                f"got {type(v).__name__}")
+        self._nodes = graph.topological_order(self.outputs)
+        self._check_graph()
+        self._layers = list({id(layer): layer for layer in (getattr(n.op, "layer", None) for n in self._nodes)
+                             if layer is not None}.values())
+        self.input_shape = [v.shape for v in self.inputs] if len(self.inputs) > 1 else self.inputs[0].shape
+        self.built = True
+
+    def _check_graph(self) -> None:
+        known = {id(v) for v in self.inputs}
+        for node in self._nodes:
+            for a in node.inputs:
+                if isinstance(a, Value) and a.node is None and id(a) not in known \
+                        and not isinstance(a, graph.Variable):
+                    raise ValueError(f"{self.name}: the outputs depend on an Input that is not in inputs= "
+                                     f"({a!r}); list every Input the outputs are computed from")
+        if not graph.depends_on(self.outputs, self.inputs):
+            raise ValueError(f"{self.name}: every output must be computed from the model's inputs "
+                             "(an output that depends on no Input cannot be trained from data)")
+
+    def call(self, inputs, training=None):
+        """The functional model's forward pass: every recorded call, replayed on ``inputs``."""
+        if self._nodes is None:
+            raise NotImplementedError(
+                f"{type(self).__name__}: a subclassed Model defines call(inputs); or build a functional "
+                "model with Model(inputs=..., outputs=...)"
+            )
+        values = {id(s): v for s, v in zip(self.inputs, graph.flatten(inputs))}
+
+        def value_of(a):
+            if not isinstance(a, Value) or isinstance(a, graph.Variable):
+                return a
+            return values[id(a)] if a.node is None else values[(id(a.node), a.index)]
+
+        for node in self._nodes:
+            args = [value_of(a) for a in node.inputs]
+            op = node.op
+            outs = op.replay(*args) if hasattr(op, "replay") else graph.apply(op, *args)
+            for i, out in enumerate(outs if node.n_outputs > 1 else [outs]):
+                values[(id(node), i)] = out
+        return graph.pack_like(self._output_structure, [value_of(v) for v in self.outputs])
 
     @property
-    def built(self) -> bool:
-        return bool(self.layers) and all(layer.built for layer in self.layers)
+    def layers(self) -> list:
+        """The model's layers: the graph's (functional), or those assigned as attributes (subclassed)."""
+        return list(self._sublayers) if self._layers is None else self._layers
 
-    def build(self, input_shape=None) -> None:
-        """Build every layer, threading the output shape of each into the next."""
-        shape = tuple(input_shape) if input_shape is not None else self.input_shape
-        if shape is None:
-            raise ValueError(
-                "the model does not know its input shape yet: give the first layer input_shape=[...], "
-                "start with InputLayer(input_shape=[...]), or call fit/predict on data first"
-            )
-        self.input_shape = (None, *shape[1:])
-        for layer in self.layers:
-            if not layer.built:
-                layer.build(shape)
-            shape = layer.compute_output_shape(shape)
-
-    def _output_shapes(self) -> list:
-        shapes, shape = [], self.input_shape
-        for layer in self.layers:
-            shape = layer.compute_output_shape(shape)
-            shapes.append(shape)
-        return shapes
-
-    # --- the algorithm, one batch -------------------------------------------------
-    def forward(self, x, training: bool = False):
-        for layer in self.layers:
-            x = layer.forward(x, training=training)
-        return x
-
-    def backward(self, dy):
-        for layer in reversed(self.layers):
-            dy = layer.backward(dy)
-        return dy
-
-    def __call__(self, x, training: bool = False):
-        self._build_for(x)
-        return self.forward(x, training=training)
+    def sublayers(self) -> list:
+        return self.layers
 
     def _build_for(self, x) -> None:
-        """Build on the declared input shape, else on x's (once; later calls do nothing)."""
-        if not self.built:
-            self.build(None if self.input_shape is not None else (None, *x.shape[1:]))
+        """A subclassed model is built by its first forward pass (its layers build on their inputs)."""
+        self.built = True
 
+    # --- the algorithm, one batch -------------------------------------------------
     def train_step(self, x, y) -> tuple:
         """One update on a batch: returns (loss, y_pred, global gradient norm).
 
@@ -126,14 +158,14 @@ class Sequential:
         once, then calls this for every batch); an unbuilt model is built here,
         and an empty batch is refused.
         """
-        validation.check_samples(x, "x")
+        validation.check_samples(_first(x), "x")
         self._build_for(x)
         self.zero_grads()
         state_before = self._copy_state()
         try:
             y_pred = self.forward(x, training=True)
-            loss = float(self.loss(y, y_pred))
-            self.backward(self.loss.gradient(y, y_pred))
+            loss, dy = self._loss_and_gradient(y, y_pred)
+            self.backward(dy)
             grad_norm = self.global_grad_norm()
         except BaseException:  # Ctrl-C or an error mid-step: the step never happened
             self._restore_state(state_before)
@@ -145,8 +177,21 @@ class Sequential:
             self.optimizer.apply_gradients(self.trainable_variables())
         return loss, y_pred, grad_norm
 
+    def _loss_and_gradient(self, y, y_pred) -> tuple:
+        """The loss (a float) and dL/dy_pred: one loss per output, summed over the outputs."""
+        if not isinstance(y_pred, (list, tuple)):
+            return float(self.loss(y, y_pred)), self.loss.gradient(y, y_pred)
+        ys = list(y) if isinstance(y, (list, tuple)) else [y]
+        if len(ys) != len(y_pred):
+            raise ValueError(f"{self.name}: the model has {len(y_pred)} outputs but {len(ys)} target "
+                             "array(s) were given: pass one target per output, as a list")
+        fns = self.loss if isinstance(self.loss, list) else [self.loss] * len(y_pred)
+        return (sum(float(fn(t, p)) for fn, t, p in zip(fns, ys, y_pred)),
+                [fn.gradient(t, p) for fn, t, p in zip(fns, ys, y_pred)])
+
     def _copy_state(self) -> list:
-        return [(layer.state, {k: v.copy() for k, v in layer.state.items()}) for layer in self.layers]
+        return [(owner.state, {k: v.copy() for k, v in owner.state.items()})
+                for owner in parameter_owners(self.layers) if getattr(owner, "state", None)]
 
     @staticmethod
     def _restore_state(copies) -> None:
@@ -155,13 +200,15 @@ class Sequential:
                 state[k][...] = v
 
     def zero_grads(self) -> None:
-        for layer in self.layers:
-            layer.zero_grads()
+        """Set every gradient of every layer to zero (``train_step`` does it before backward)."""
+        for owner in parameter_owners(self.layers):
+            for g in owner.grads.values():
+                g[...] = 0
 
     def trainable_variables(self) -> list:
         """[(key, param, grad)] for every trainable parameter, key = "layer/param"."""
-        return [(f"{layer.name}/{k}", p, layer.grads[k])
-                for layer in self.layers if layer.trainable for k, p in layer.params.items()]
+        return [(f"{owner.name}/{k}", p, owner.grads[k]) for owner in parameter_owners(self.layers)
+                if getattr(owner, "trainable", True) for k, p in owner.params.items()]
 
     def global_grad_norm(self) -> float:
         """sqrt(sum of squares of every gradient entry), as a Python float.
@@ -174,7 +221,8 @@ class Sequential:
 
     # --- Keras API ----------------------------------------------------------------
     def compile(self, loss="mse", optimizer="adam", metrics=None) -> None:
-        self.loss = losses.get(loss)
+        """Choose the loss (one for every output, or a list: one per output), the optimizer, metrics."""
+        self.loss = [losses.get(fn) for fn in loss] if isinstance(loss, (list, tuple)) else losses.get(loss)
         self.optimizer = optimizers.get(optimizer)
         if metrics is not None and not isinstance(metrics, (list, tuple)):
             raise TypeError(f"metrics must be a list, e.g. metrics=['mae'], got {type(metrics).__name__}")
@@ -199,7 +247,7 @@ class Sequential:
         if validation_data is not None:
             val = self._prepare(*_pair(validation_data), names=("x_val", "y_val"))
         self.history = history = History()
-        n = x.shape[0]
+        n = _first(x).shape[0]
         try:
             for epoch in range(epochs):
                 order = seeding.get_rng().permutation(n) if shuffle else numpy.arange(n)
@@ -222,7 +270,7 @@ class Sequential:
         bar = _progress(batches, f"Epoch {epoch + 1}/{epochs}", verbose)
         for batch, start in enumerate(bar):
             idx = order[start:start + batch_size]
-            xb, yb = x[idx], y[idx]
+            xb, yb = _rows(x, idx), _rows(y, idx)
             loss, y_pred, grad_norm = self.train_step(xb, yb)
             if not (math.isfinite(loss) and math.isfinite(grad_norm)):
                 raise TrainingError(
@@ -249,22 +297,154 @@ class Sequential:
 
     def _evaluate_arrays(self, x, y, batch_size) -> dict:
         totals = _Totals()
-        for start in range(0, x.shape[0], batch_size):
-            xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+        for start in range(0, _first(x).shape[0], batch_size):
+            rows = slice(start, start + batch_size)
+            xb, yb = _rows(x, rows), _rows(y, rows)
             y_pred = self.forward(xb, training=False)
-            totals.add(xb.shape[0], {"loss": float(self.loss(yb, y_pred)), **self._metric_values(yb, y_pred)})
+            loss, _ = self._loss_and_gradient(yb, y_pred)
+            totals.add(_first(xb).shape[0], {"loss": loss, **self._metric_values(yb, y_pred)})
         return totals.means()
 
     def predict(self, x, batch_size=32, training=False, verbose=0):
-        """Outputs for x as a NumPy array. ``training=True`` keeps dropout on (MC Dropout)."""
+        """Outputs for x as a NumPy array (a list of them for several outputs).
+        ``training=True`` keeps dropout on (MC Dropout)."""
         batch_size = validation.positive_int(batch_size, "batch_size")
         x = self._prepare(x)[0]
-        outputs = [backend.to_numpy(self.forward(x[s:s + batch_size], training=training))
-                   for s in range(0, x.shape[0], batch_size)]
-        return numpy.concatenate(outputs, axis=0)
+        batches = [self.forward(_rows(x, slice(s, s + batch_size)), training=training)
+                   for s in range(0, _first(x).shape[0], batch_size)]
+        if isinstance(batches[0], (list, tuple)):
+            return [numpy.concatenate([backend.to_numpy(b[k]) for b in batches])
+                    for k in range(len(batches[0]))]
+        return numpy.concatenate([backend.to_numpy(b) for b in batches], axis=0)
 
     def _metric_values(self, y, y_pred) -> dict:
+        if isinstance(y_pred, (list, tuple)):
+            return {f"output_{k}_{name}": metrics.reduce(fn(t, p)) for k, (t, p) in enumerate(zip(y, y_pred))
+                    for name, fn in self.metrics}
         return {name: metrics.reduce(fn(y, y_pred)) for name, fn in self.metrics}
+
+    def _prepare(self, x, y=None, names=("x", "y")):
+        """Inputs (and targets) as backend float arrays with the same number of rows:
+        one array, or a list with one per input (output) of a functional model."""
+        x_name, y_name = names
+        several = self.inputs is not None and len(self.inputs) > 1
+        x = _arrays(x, x_name, several)
+        for a in graph.flatten(x):
+            validation.check_samples(a, x_name)
+        if self.inputs is not None:
+            self._check_inputs(x, x_name)
+        if y is None:
+            return (x,)
+        y = _arrays(y, y_name, self.outputs is not None and len(self.outputs) > 1)
+        for a in graph.flatten(y):
+            validation.same_samples(_first(x), a, x_name, y_name)
+        return x, y
+
+    def _check_inputs(self, x, what) -> None:
+        """Each input array has the rank and the known sizes of its ``Input``."""
+        arrays = graph.flatten(x)
+        if len(arrays) != len(self.inputs):
+            raise ValueError(f"{self.name}: the model has {len(self.inputs)} inputs but {what} holds "
+                             f"{len(arrays)} array(s): pass a list with one array per Input")
+        for a, symbol in zip(arrays, self.inputs):
+            expected = symbol.shape
+            mismatch = any(e is not None and e != n for e, n in zip(expected, a.shape))
+            if len(a.shape) != len(expected) or mismatch:
+                raise ValueError(f"{what} has shape {validation.shape_str(a.shape)}, but the model's Input "
+                                 f"expects {_shape_str(expected)} (None: any size)")
+
+    def _require_compiled(self, what):
+        if self.loss is None:
+            raise RuntimeError(f"call model.compile(loss=..., optimizer=...) before model.{what}()")
+
+    # --- weights and description ----------------------------------------------------
+    def save(self, path) -> None:
+        """Save a Sequential or functional model (architecture, weights, compile config, optimizer
+        state) to one ``.npz``, atomically (``tinyrnn.saving``); ``tinyrnn.load_model(path)`` reads it."""
+        from tinyrnn.saving import save_model  # saving imports this module
+
+        save_model(self, path)
+
+    def summary(self, print_fn=print) -> None:
+        """Print layers, output shapes and parameter counts as Keras does."""
+        _print_summary(self, [(layer, self._output_shape_of(layer)) for layer in self.layers], print_fn)
+
+    def _output_shape_of(self, layer) -> str:
+        shapes = [_shape_str(n.op.output_shapes) for n in self._nodes or []
+                  if getattr(n.op, "layer", None) is layer]
+        return ", ".join(shapes) if shapes else "?"
+
+
+class Sequential(Model):
+    """A linear stack of layers, used as in Keras.
+
+    >>> model = Sequential([SimpleRNN(20, return_sequences=True, input_shape=[None, 1]),
+    ...                     SimpleRNN(20), Dense(1)])
+    >>> model.compile(loss="mse", optimizer="adam")
+    >>> history = model.fit(X_train, y_train, epochs=20, validation_data=(X_valid, y_valid))
+    """
+
+    def __init__(self, layers=None, name="sequential"):
+        super().__init__(name=name)
+        self._layers: list[Layer] = []
+        for layer in layers or []:
+            self.add(layer)
+
+    # --- structure ------------------------------------------------------------
+    def add(self, layer) -> None:
+        if not isinstance(layer, Layer):
+            raise TypeError(f"Sequential.add expects a Layer, got {type(layer).__name__}")
+        if isinstance(layer, InputLayer) or (not self.layers and layer.input_shape is not None):
+            if self.layers and isinstance(layer, InputLayer):
+                raise ValueError("InputLayer must come first in a Sequential model")
+            self.input_shape = layer.input_shape
+        if not isinstance(layer, InputLayer):
+            self._layers.append(layer)
+
+    @property
+    def built(self) -> bool:
+        return bool(self.layers) and all(layer.built for layer in self.layers)
+
+    @built.setter
+    def built(self, value) -> None:
+        """A chain is built when all its layers are: nothing to set."""
+
+    def build(self, input_shape=None) -> None:
+        """Build every layer, threading the output shape of each into the next."""
+        shape = tuple(input_shape) if input_shape is not None else self.input_shape
+        if shape is None:
+            raise ValueError(
+                "the model does not know its input shape yet: give the first layer input_shape=[...], "
+                "start with InputLayer(input_shape=[...]), or call fit/predict on data first"
+            )
+        self.input_shape = (None, *shape[1:])
+        for layer in self.layers:
+            if not layer.built:
+                layer.build(shape)
+            shape = layer.compute_output_shape(shape)
+
+    def _output_shapes(self) -> list:
+        shapes, shape = [], self.input_shape
+        for layer in self.layers:
+            shape = layer.compute_output_shape(shape)
+            shapes.append(shape)
+        return shapes
+
+    # --- the algorithm, one batch: a chain, nothing recorded -------------------------
+    def forward(self, x, training: bool = False):
+        for layer in self.layers:
+            x = layer.forward(x, training=training)
+        return x
+
+    def backward(self, dy):
+        for layer in reversed(self.layers):
+            dy = layer.backward(dy)
+        return dy
+
+    def _build_for(self, x) -> None:
+        """Build on the declared input shape, else on x's (once; later calls do nothing)."""
+        if not self.built:
+            self.build(None if self.input_shape is not None else (None, *x.shape[1:]))
 
     def _prepare(self, x, y=None, names=("x", "y")):
         """Inputs (and targets) as backend float arrays, checked against the model.
@@ -330,11 +510,6 @@ class Sequential:
             f"inputs has shape {validation.shape_str(out)}: {hint}"
         )
 
-    def _require_compiled(self, what):
-        if self.loss is None:
-            raise RuntimeError(f"call model.compile(loss=..., optimizer=...) before model.{what}()")
-
-    # --- weights and description ----------------------------------------------------
     def get_weights(self) -> list:
         return [w for layer in self.layers for w in layer.get_weights()]
 
@@ -353,34 +528,53 @@ class Sequential:
             layer.set_weights(weights[:k])
             weights = weights[k:]
 
-    def save(self, path) -> None:
-        """Save architecture, weights, compile config and optimizer state to one ``.npz``
-        (atomically; see ``tinyrnn.saving``). Read it back with ``tinyrnn.load_model(path)``."""
-        from tinyrnn.saving import save_model  # saving imports this module
-
-        save_model(self, path)
-
-    def count_params(self) -> int:
-        return sum(layer.count_params() for layer in self.layers)
-
     def summary(self, print_fn=print) -> None:
         """Print layers, output shapes and parameter counts as Keras does."""
         if not self.built:
             self.build()
-        labels = [f" {layer.name} ({type(layer).__name__})" for layer in self.layers]
         shapes = [_shape_str(shape) for shape in self._output_shapes()]
-        w1 = max(29, *(len(s) + 2 for s in labels))   # Keras's widths, widened for long names
-        w2 = max(26, *(len(s) + 2 for s in shapes))
-        line, rule = "_" * (w1 + w2 + 10), "=" * (w1 + w2 + 10)
-        rows = [f'Model: "{self.name}"', line, f"{' Layer (type)':<{w1}}{'Output Shape':<{w2}}Param #", rule]
-        for i, (layer, label, shape) in enumerate(zip(self.layers, labels, shapes)):
-            rows.append(f"{label:<{w1}}{shape:<{w2}}{layer.count_params():,}")
-            rows.append(rule if i == len(self.layers) - 1 else "")
-        trainable = sum(int(numpy.prod(p.shape)) for _, p, _ in self.trainable_variables())
-        total = self.count_params()
-        rows += [f"Total params: {total:,}", f"Trainable params: {trainable:,}",
-                 f"Non-trainable params: {total - trainable:,}", line]
-        print_fn("\n".join(rows))
+        _print_summary(self, list(zip(self.layers, shapes)), print_fn)
+
+
+def _print_summary(model, rows_in, print_fn) -> None:
+    """Keras's summary table: one row per (layer, output shape), then the parameter counts."""
+    labels = [f" {layer.name} ({type(layer).__name__})" for layer, _ in rows_in]
+    shapes = [shape for _, shape in rows_in]
+    w1 = max(29, *(len(s) + 2 for s in labels))   # Keras's widths, widened for long names
+    w2 = max(26, *(len(s) + 2 for s in shapes))
+    line, rule = "_" * (w1 + w2 + 10), "=" * (w1 + w2 + 10)
+    rows = [f'Model: "{model.name}"', line, f"{' Layer (type)':<{w1}}{'Output Shape':<{w2}}Param #", rule]
+    for i, ((layer, shape), label) in enumerate(zip(rows_in, labels)):
+        rows.append(f"{label:<{w1}}{shape:<{w2}}{layer.count_params():,}")
+        rows.append(rule if i == len(rows_in) - 1 else "")
+    trainable = sum(int(numpy.prod(p.shape)) for _, p, _ in model.trainable_variables())
+    total = model.count_params()
+    rows += [f"Total params: {total:,}", f"Trainable params: {trainable:,}",
+             f"Non-trainable params: {total - trainable:,}", line]
+    print_fn("\n".join(rows))
+
+
+def _single(structure):
+    return structure[0] if isinstance(structure, (list, tuple)) and len(structure) == 1 else structure
+
+
+def _first(x):
+    """The first array of x (an array, or a list of them for several inputs)."""
+    return graph.flatten(x)[0]
+
+
+def _rows(x, index):
+    """x[index] for an array, or for every array of a list."""
+    return graph.map_structure(lambda a: a[index], x)
+
+
+def _arrays(x, what, several):
+    """x as a backend float array, or a list of them when the model has several inputs (outputs)."""
+    if several:
+        if not isinstance(x, (list, tuple)):
+            raise TypeError(f"{what}: the model has several of these; pass a list with one array for each")
+        return [backend.asarray(validation.float_array(a, f"{what}[{k}]")) for k, a in enumerate(x)]
+    return backend.asarray(validation.float_array(x, what))
 
 
 def _norm(g) -> float:

@@ -34,6 +34,12 @@ readable ``.npz`` (truncated or corrupted), an ``.npz`` that is not a tinyrnn
 model, a format version this tinyrnn does not read, and a file whose contents
 no longer match their checksum (edited or damaged after saving).
 
+A functional ``Model`` is saved as its graph: the layers (as above), then
+every recorded call in order, a layer's by its index and an operation's by
+class name and arguments, each input named as a model input or an earlier
+call's output. A subclassed ``Model`` is Python code, not data: save its
+weights (``get_weights``) instead.
+
 User functions cannot be stored in a file: a metric, loss or optimizer that is
 not built in is saved by name, and ``load_model`` needs it in
 ``custom_objects={"name": fn}`` (else it is left out, with a warning). User
@@ -54,9 +60,10 @@ import zipfile
 import numpy
 
 import tinyrnn
-from tinyrnn import backend, losses, metrics, optimizers, seeding
-from tinyrnn.layers import deserialize, serialize
-from tinyrnn.models import Sequential
+from tinyrnn import activations, backend, graph, losses, metrics, ops, optimizers, seeding
+from tinyrnn.layers import Input, deserialize, serialize
+from tinyrnn.layers.base import LayerCall
+from tinyrnn.models import Model, Sequential
 
 FORMAT = "tinyrnn.Sequential"
 FORMAT_VERSION = 1
@@ -76,11 +83,15 @@ def save_model(model: Sequential, path) -> None:
     _write_atomically(path, entries)
 
 
-def _model_entries(model: Sequential) -> dict:
+def _model_entries(model: Model) -> dict:
     """The arrays of the file, checksum excepted: header, weights, optimizer state."""
-    if not isinstance(model, Sequential):
-        raise TypeError(f"save_model expects a Sequential model, got {type(model).__name__}")
-    weights = [layer.get_weights() for layer in model.layers]
+    if not isinstance(model, Model) or (not isinstance(model, Sequential) and model._nodes is None):
+        raise TypeError(
+            f"save_model saves a Sequential or functional Model, got {type(model).__name__}: a subclassed "
+            "model's architecture is its Python code; save model.get_weights() and rebuild the class"
+        )
+    weights = [layer.get_weights() for layer in model.layers] if isinstance(model, Sequential) \
+        else [model.get_weights()]
     entries = {HEADER: _text_array(json.dumps(_header(model, weights)))}
     for i, layer_weights in enumerate(weights):
         for j, w in enumerate(layer_weights):
@@ -96,18 +107,22 @@ def _header(model, weights) -> dict:
     input_shape = model.input_shape
     if input_shape is None and model.built:  # layers built one by one: the first one knows
         input_shape = model.layers[0].input_shape
+    spec = {
+        "name": model.name,
+        "input_shape": None if input_shape is None else list(input_shape),
+        "built": model.built,
+        "floatx": str(first.dtype if first is not None else backend.floatx()),
+        "layers": [{"layer": serialize(layer), "trainable": layer.trainable,
+                    "weights": len(weights[i]) if isinstance(model, Sequential) else 0}
+                   for i, layer in enumerate(model.layers)],
+    }
+    if not isinstance(model, Sequential):
+        spec.update(graph=_graph_spec(model), weights=len(weights[0]))
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "tinyrnn_version": tinyrnn.__version__,
-        "model": {
-            "name": model.name,
-            "input_shape": None if input_shape is None else list(input_shape),
-            "built": model.built,
-            "floatx": str(first.dtype if first is not None else backend.floatx()),
-            "layers": [{"layer": serialize(layer), "trainable": layer.trainable, "weights": len(ws)}
-                       for layer, ws in zip(model.layers, weights)],
-        },
+        "model": spec,
         "compile": None if model.loss is None else _compile_config(model),
         "random_state": seeding.get_state(),
     }
@@ -116,10 +131,14 @@ def _header(model, weights) -> dict:
 def _compile_config(model) -> dict:
     loss, optimizer = model.loss, model.optimizer
     return {
-        "loss": {"class_name": type(loss).__name__, "config": loss.get_config()},
+        "loss": [_loss_spec(fn) for fn in loss] if isinstance(loss, list) else _loss_spec(loss),
         "optimizer": {"class_name": type(optimizer).__name__, "config": optimizer.get_config()},
         "metrics": [{"name": name, "builtin": _builtin_metric(name) is fn} for name, fn in model.metrics],
     }
+
+
+def _loss_spec(loss) -> dict:
+    return {"class_name": type(loss).__name__, "config": loss.get_config()}
 
 
 def _write_atomically(path: str, entries: dict) -> None:
@@ -151,7 +170,7 @@ def _fsync_directory(directory: str) -> None:
 
 
 # --- loading ------------------------------------------------------------------------
-def load_model(path, custom_objects=None, restore_random_state=True) -> Sequential:
+def load_model(path, custom_objects=None, restore_random_state=True) -> Model:
     """Rebuild the model saved at ``path``: layers, weights, and (if it was
     compiled) loss, optimizer with its state, and metrics.
 
@@ -226,8 +245,10 @@ def _check_header(entries: dict, path: str) -> dict:
     return header
 
 
-def _build_model(spec: dict, entries: dict, path: str) -> Sequential:
+def _build_model(spec: dict, entries: dict, path: str) -> Model:
     """Layers from their configs, built in the saved dtype, with the saved weights."""
+    if "graph" in spec:
+        return _build_functional(spec, entries, path)
     model = Sequential(name=spec["name"])
     for item in spec["layers"]:
         try:
@@ -253,16 +274,133 @@ def _build_model(spec: dict, entries: dict, path: str) -> Sequential:
     return model
 
 
+# --- functional models: the graph as data ------------------------------------------
+def _graph_spec(model) -> dict:
+    """Inputs, every recorded call (a layer by index, an operation by class and arguments), outputs."""
+    names = {id(v): ["input", k] for k, v in enumerate(model.inputs)}
+    layer_index = {id(layer): i for i, layer in enumerate(model.layers)}
+    calls = []
+    for n, node in enumerate(model._nodes):
+        args = [_reference(a, names, node) for a in node.inputs]
+        if isinstance(node.op, LayerCall):
+            call = {"layer": layer_index[id(node.op.layer)], "structure": _structure(node.op.structure),
+                    "kwargs": node.op.kwargs}
+        else:
+            call = {"op": type(node.op).__name__, "config": _op_config(node.op)}
+        calls.append({**call, "inputs": args})
+        names.update({(id(node), i): ["call", n, i] for i in range(node.n_outputs)})
+    return {"inputs": [{"shape": list(v.shape), "name": v.name} for v in model.inputs],
+            "input_structure": _structure(model._input_structure),
+            "calls": calls, "outputs": [_reference(v, names, None) for v in model.outputs],
+            "output_structure": _structure(model._output_structure)}
+
+
+def _reference(a, names, node):
+    if isinstance(a, graph.Value):
+        return names[id(a)] if a.node is None else names[(id(a.node), a.index)]
+    if isinstance(a, (int, float)):
+        return ["number", a]
+    raise TypeError(f"cannot save the call {node.op!r}: it uses a constant array; make it a weight "
+                    "(add_weight) or a layer argument")
+
+
+def _structure(s):
+    """The nesting of a list of inputs or outputs (0 stands for one value)."""
+    return [_structure(item) for item in s] if isinstance(s, (list, tuple)) else 0
+
+
+def _op_config(op) -> dict:
+    if isinstance(op, activations.ActivationCall):
+        return {"activation": op.activation.name}
+    config = dict(vars(op))
+    if "index" in config:
+        config["index"] = _encode_index(config["index"])
+    return config
+
+
+def _encode_index(index):
+    items = index if isinstance(index, tuple) else (index,)
+    return [{"slice": [i.start, i.stop, i.step]} if isinstance(i, slice) else
+            "..." if i is Ellipsis else "newaxis" if i is None else
+            int(i) if isinstance(i, (int, numpy.integer)) else [int(j) for j in numpy.asarray(i).ravel()]
+            for i in items]
+
+
+def _decode_index(items):
+    return tuple(slice(*i["slice"]) if isinstance(i, dict) else Ellipsis if i == "..." else
+                 None if i == "newaxis" else i for i in items)
+
+
+def _build_functional(spec: dict, entries: dict, path: str) -> Model:
+    layers = []
+    for item in spec["layers"]:
+        try:
+            layer = deserialize(item["layer"])
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from None
+        layer.trainable = item["trainable"]
+        layers.append(layer)
+    g = spec["graph"]
+    random_state = seeding.get_state()
+    with backend.float_precision(spec["floatx"]):
+        inputs = [Input(batch_shape=i["shape"], name=i["name"]) for i in g["inputs"]]
+        values = {}
+
+        def value(ref):
+            kind = ref[0]
+            if kind == "call":
+                return values[(ref[1], ref[2])]
+            return inputs[ref[1]] if kind == "input" else ref[1]
+
+        for n, call in enumerate(g["calls"]):
+            args = [value(r) for r in call["inputs"]]
+            if "layer" in call:
+                outs = layers[call["layer"]](_pack(call["structure"], args), **call["kwargs"])
+            else:
+                outs = graph.apply(_rebuild_op(call), *args)
+            for i, out in enumerate(graph.flatten(outs) if isinstance(outs, (list, tuple)) else [outs]):
+                values[(n, i)] = out
+        model = Model(inputs=_pack(g["input_structure"], inputs),
+                      outputs=_pack(g["output_structure"], [value(r) for r in g["outputs"]]),
+                      name=spec["name"])
+    seeding.set_state(random_state)  # building drew initial weights: the user's generator is left as it was
+    try:
+        model.set_weights([entries[f"weights/0/{j}"] for j in range(spec["weights"])])
+    except ValueError as err:
+        raise ValueError(f"{path}: the saved weights do not fit the rebuilt layers: {err}") from None
+    return model
+
+
+def _pack(structure, flat):
+    return flat[0] if structure == 0 else graph.pack_like(structure, list(flat))
+
+
+def _rebuild_op(call):
+    config = dict(call["config"])
+    if call["op"] == "ActivationCall":
+        return activations.ActivationCall(activations.get(config["activation"]))
+    if "index" in config:
+        config["index"] = _decode_index(config["index"])
+    for key in ("axis", "axes", "shape"):
+        if isinstance(config.get(key), list):
+            config[key] = tuple(config[key])
+    op = object.__new__(getattr(ops, call["op"]))
+    op.__dict__.update(config)
+    return op
+
+
 def _compile(model, config: dict, entries: dict, custom_objects: dict):
     """Compile as saved and restore the optimizer's state; returns what could not be restored, or None."""
-    loss = _rebuild(config["loss"], custom_objects, {cls.__name__: cls for cls in losses.LOSSES.values()})
+    builtin_losses = {cls.__name__: cls for cls in losses.LOSSES.values()}
+    loss_specs = config["loss"] if isinstance(config["loss"], list) else [config["loss"]]
+    loss = [_rebuild(spec, custom_objects, builtin_losses) for spec in loss_specs]
     optimizer = _rebuild(config["optimizer"], custom_objects,
                          {cls.__name__: cls for cls in optimizers.OPTIMIZERS.values()})
-    if loss is None or optimizer is None:
-        missing = config["loss"]["class_name"] if loss is None else config["optimizer"]["class_name"]
+    if None in loss or optimizer is None:
+        missing = (loss_specs[loss.index(None)] if None in loss else config["optimizer"])["class_name"]
         return (f"the model was compiled with {missing!r}, which is not built into tinyrnn: it is loaded "
                 f"uncompiled (weights intact); pass custom_objects={{{missing!r}: {missing}}} to restore it")
-    model.compile(loss=loss, optimizer=optimizer)
+    model.compile(loss=loss if isinstance(config["loss"], list) else loss[0], optimizer=optimizer)
     prefix = "optimizer/"
     model.optimizer.set_state({k[len(prefix):]: v for k, v in entries.items() if k.startswith(prefix)})
     model.metrics, left_out = [], []

@@ -2,7 +2,20 @@
 
 from tinyrnn.layers.base import Layer
 from tinyrnn.layers.convolutional import Conv1D
-from tinyrnn.layers.core import Dense, Dropout, Flatten, InputLayer, RepeatVector, TimeDistributed
+from tinyrnn.layers.core import (
+    Activation,
+    Dense,
+    Dropout,
+    Flatten,
+    Input,
+    InputLayer,
+    Lambda,
+    Permute,
+    RepeatVector,
+    Reshape,
+    TimeDistributed,
+)
+from tinyrnn.layers.merging import Add, Average, Concatenate, Maximum, Multiply, Subtract
 from tinyrnn.layers.normalization import BatchNormalization, LayerNormalization
 from tinyrnn.layers.recurrent import (
     GRU,
@@ -21,7 +34,8 @@ _REGISTRY = {
     cls.__name__: cls
     for cls in (Dense, Dropout, Flatten, InputLayer, RepeatVector, TimeDistributed, LayerNormalization,
                 BatchNormalization, Conv1D, RNN, SimpleRNN, LSTM, GRU, SimpleRNNCell, LSTMCell, GRUCell,
-                PeepholeLSTMCell, LNSimpleRNNCell)
+                PeepholeLSTMCell, LNSimpleRNNCell, Activation, Lambda, Reshape, Permute, Add, Subtract,
+                Multiply, Average, Maximum, Concatenate)
 }
 
 
@@ -53,4 +67,5 @@ def deserialize(spec: dict):
     return _REGISTRY[name](**config)
 
 
-__all__ = sorted(_REGISTRY) + ["Layer", "RNNCell", "register", "serialize", "deserialize"]
+__all__ = sorted(_REGISTRY) + ["Input", "Layer", "RNNCell", "register", "serialize",
+                               "deserialize"]

@@ -17,11 +17,22 @@ parameters; ``__call__`` builds lazily on the first input.
 
 Shapes use one alphabet: B batch, T time, D input features, H units, K kernel
 width, F filters. ``input_shape`` tuples include the batch axis (``None``).
+
+Composing layers, the Keras way. A layer may instead define only ``call()``
+(with ``build`` and ``add_weight`` as in Keras): its forward runs ``call`` on
+``Value``s, which records every layer and operation it uses, and its
+backward walks that record (``tinyrnn.graph``), calling each piece's own
+hand-written backward. Calling any layer on ``Value``s (inside another
+layer's ``call``, or on ``tinyrnn.Input`` in a functional model) records it
+the same way, with one cache per call. Layers and cells assigned as
+attributes are tracked (``sublayers()``), so their weights are the outer
+layer's too.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
 import inspect
 import itertools
 import re
@@ -29,9 +40,11 @@ from collections import defaultdict
 
 import numpy
 
-from tinyrnn import backend, validation
+from tinyrnn import backend, graph, initializers, validation
+from tinyrnn.graph import Value
 
 _name_counters: dict[str, itertools.count] = defaultdict(itertools.count)
+backend.on_clear_session(_name_counters.clear)   # keras.backend.clear_session() restarts the names
 
 
 def _snake_case(name: str) -> str:
@@ -75,9 +88,10 @@ class Layer:
 
     weight_names: tuple[str, ...] = ()
 
-    def __init__(self, input_shape=None, name=None, trainable=True, input_dim=None, **unexpected):
+    def __init__(self, input_shape=None, name=None, trainable=True, input_dim=None, dtype=None, **unexpected):
         if unexpected:  # every layer hands the keywords it does not know on to here
             raise unexpected_arguments_error(type(self), unexpected, type(self).argument_names())
+        self._sublayers: list = []
         self.name = name or unique_name(_snake_case(type(self).__name__))
         if input_dim is not None and input_shape is None:
             input_shape = (input_dim,)
@@ -94,11 +108,48 @@ class Layer:
         """The keyword arguments the constructor accepts (named in a misspelling's error)."""
         return [n for n in constructor_arguments(cls) if n != "unexpected"]
 
+    def __setattr__(self, name, value):
+        """Track layers and cells assigned as attributes (alone or in a list), as Keras does."""
+        for item in value if isinstance(value, (list, tuple)) else (value,):
+            if _has_weights(item) and item is not self:
+                sublayers = self.__dict__.setdefault("_sublayers", [])
+                if not any(item is known for known in sublayers):
+                    sublayers.append(item)
+        object.__setattr__(self, name, value)
+
     # --- building ---------------------------------------------------------
     def build(self, input_shape) -> None:
         """Create ``params`` (and zeroed ``grads``) for inputs of ``input_shape``."""
-        self.input_shape = (None, *tuple(input_shape)[1:])
+        if input_shape and isinstance(input_shape[0], (list, tuple)):   # several inputs
+            self.input_shape = [(None, *tuple(s)[1:]) for s in input_shape]
+        else:
+            self.input_shape = (None, *tuple(input_shape)[1:])
         self.built = True
+
+    def add_weight(self, shape=None, initializer="glorot_uniform", dtype=None, trainable=True, name=None,
+                   **ignored):
+        """Create a weight as Keras does and return it as a ``Variable`` for ``call()``.
+
+        ``shape`` a tuple; ``initializer`` "glorot_uniform" (default), "zeros", "ones",
+        "orthogonal", or a function of the shape. A trainable weight joins ``params``
+        (its gradient accumulates into ``grads``), a non-trainable one ``state``.
+        ``add_weight("name", shape)`` (Keras 2's order) works too.
+        """
+        if isinstance(shape, str):                                   # Keras 2: add_weight(name, shape, ...)
+            name, shape = shape, (initializer if isinstance(initializer, (tuple, list)) else None)
+            initializer = ignored.pop("initializer", "glorot_uniform") if shape is not None else initializer
+        if shape is None:
+            raise ValueError(f"{self.name}: add_weight needs shape=, e.g. add_weight(shape=(3, 4))")
+        name = name or f"variable_{len(self.weight_names)}"
+        value = _initial_value(initializer, tuple(int(n) for n in shape))
+        if dtype is not None:
+            value = value.astype(dtype)
+        if trainable:
+            self.add_param(name, value)
+        else:
+            self.state[name] = value
+        self.weight_names = (*self.weight_names, name)
+        return graph.Variable(self, name)
 
     def add_param(self, name: str, value) -> None:
         """Register a trainable parameter and its zeroed gradient."""
@@ -110,17 +161,94 @@ class Layer:
         return tuple(input_shape)
 
     # --- running ----------------------------------------------------------
-    def __call__(self, x, training: bool = False):
-        x = validation.float_dtype(x, "x")
+    def __call__(self, inputs, *args, training=None, **kwargs):
+        """Run the layer: on arrays, ``forward``; on ``Value``s, a recorded call.
+
+        Symbolic values (``tinyrnn.Input``) give symbolic outputs: the call is a
+        node of a functional model's graph. The layer is built on its first input."""
+        flat = graph.flatten(inputs)
+        if any(isinstance(v, Value) for v in flat) or args:
+            return self._call_on_values(inputs, flat, training, args, kwargs)
+        if not isinstance(inputs, (list, tuple)):
+            inputs = validation.float_dtype(inputs, "x")
+        self._build_for(inputs)
+        return self.forward(inputs, training=bool(training), **kwargs)
+
+    def _build_for(self, inputs) -> None:
         if not self.built:
-            self.build(tuple(x.shape))
-        return self.forward(x, training=training)
+            self.build(graph.map_structure(lambda v: tuple(v.shape), inputs))
+            self.built = True
 
     def forward(self, x, training: bool = False):
-        raise NotImplementedError
+        """``y = layer(x)`` on arrays; the default runs ``call()`` and records it for ``backward``."""
+        if not self.records_call():
+            raise NotImplementedError(
+                f"{type(self).__name__} needs call(inputs) (its backward is then recorded), or "
+                "forward(x, training) and backward(dy) written by hand"
+            )
+        inputs = graph.map_structure(lambda a: Value(a), x)
+        outputs = self._run_call(inputs, training)
+        self._check_outputs(inputs, outputs)
+        self._remember((inputs, outputs))
+        return graph.map_structure(lambda v: v.data, outputs)
 
     def backward(self, dy):
-        raise NotImplementedError
+        """dL/dx from dL/dy; the default walks the record of the last ``forward``'s ``call()``."""
+        if not self.records_call():
+            raise NotImplementedError(f"{type(self).__name__} has no backward(dy) and no call()")
+        inputs, outputs = self._recall()
+        leaves = graph.backward(graph.flatten(outputs), graph.flatten(dy))
+        return graph.map_structure(lambda v: leaves[v] if v in leaves else graph.zeros_for(v), inputs)
+
+    def call(self, inputs, *args, **kwargs):
+        """Keras's ``call``: override it to compose layers and ``tinyrnn.ops`` (recorded backward)."""
+        raise NotImplementedError(f"{type(self).__name__} defines no call()")
+
+    def records_call(self) -> bool:
+        """True for a layer written the Keras way: ``call()`` without a hand-written backward."""
+        return type(self).call is not Layer.call and type(self).backward is Layer.backward
+
+    def _run_call(self, inputs, training, args=(), kwargs=None):
+        """``call(inputs, *args)`` with ``training`` passed on when call takes it (and to inner layers)."""
+        kwargs = dict(kwargs or {})
+        if _takes_training(type(self).call):
+            kwargs["training"] = training
+        with graph.training_mode(training):
+            return self.call(inputs, *args, **kwargs)
+
+    def _check_outputs(self, inputs, outputs) -> None:
+        flat = graph.flatten(outputs)
+        if not all(isinstance(v, Value) for v in flat) or not graph.depends_on(flat, graph.flatten(inputs)):
+            raise TypeError(
+                f"{self.name}: call() must return values computed from its inputs with layers and "
+                "tinyrnn.ops (a NumPy array or a constant has no gradient to give back)"
+            )
+
+    def _call_on_values(self, inputs, flat, training, args, kwargs):
+        training = graph.current_training() if training is None else bool(training)
+        self._build_for(inputs)
+        if args:                                     # a cell's call(inputs, states): always recorded inline
+            if not self.records_call():
+                raise TypeError(f"{self.name}: extra positional arguments go to call(); this layer has none")
+            return self._run_call(inputs, training, args, kwargs)
+        if graph.any_symbolic(flat):                 # a node of a functional model's graph
+            call = LayerCall(self, inputs, kwargs)
+            call.output_shapes = self._symbolic_shapes(inputs)
+            return graph.symbolic_outputs(call, flat, call.output_shapes)
+        if self.records_call():                      # its call() records straight into the outer record
+            return self._run_call(inputs, training, (), kwargs)
+        outputs = graph.apply(LayerCall(self, inputs, kwargs, training), *flat)
+        return list(outputs) if isinstance(outputs, tuple) else outputs
+
+    def _symbolic_shapes(self, inputs):
+        """Output shape(s) on symbolic inputs: ``compute_output_shape``, or ``call()`` run symbolically."""
+        if self.records_call():
+            outputs = self._run_call(inputs, False)
+            return graph.map_structure(lambda v: v.shape, outputs) if isinstance(outputs, list) \
+                else outputs.shape
+        shape = self.compute_output_shape(graph.map_structure(lambda v: v.shape, inputs))
+        return list(shape) if isinstance(shape, (list, tuple)) and shape and isinstance(shape[0], tuple) \
+            else shape
 
     def _remember(self, cache) -> None:
         """Keep what backward needs (called by forward)."""
@@ -137,17 +265,19 @@ class Layer:
         return cache
 
     def zero_grads(self) -> None:
-        for g in self.grads.values():
-            g[...] = 0
+        """Set every gradient of this layer (and of the layers it holds) to zero."""
+        for owner in parameter_owners([self]):
+            for g in owner.grads.values():
+                g[...] = 0
 
     # --- weights ----------------------------------------------------------
     def _weight_dict(self) -> dict:
         return {**self.params, **self.state}
 
     def get_weights(self) -> list:
-        """Weights as NumPy arrays in Keras's ``get_weights()`` order."""
-        weights = self._weight_dict()
-        return [backend.to_numpy(weights[k]).copy() for k in self.weight_names if k in weights]
+        """Weights as NumPy arrays in Keras's ``get_weights()`` order: this layer's own
+        (``weight_names``), then those of the layers it holds."""
+        return [backend.to_numpy(w).copy() for owner in parameter_owners([self]) for w in _own_weights(owner)]
 
     def set_weights(self, weights) -> None:
         """Load weights given in Keras's ``get_weights()`` order and shapes."""
@@ -156,17 +286,16 @@ class Layer:
                 f"{self.name}: set_weights() needs a built layer: give it input_shape= "
                 "or call it on an input first"
             )
-        current = self._weight_dict()
-        names = [k for k in self.weight_names if k in current]
+        names = [(owner.name, k) for owner in parameter_owners([self]) for k in _own_names(owner)]
+        targets = [w for owner in parameter_owners([self]) for w in _own_weights(owner)]
         weights = list(weights)
         if len(weights) != len(names):
             raise ValueError(
-                f"{self.name}: set_weights() expected {len(names)} arrays ({', '.join(names)}), "
-                f"got {len(weights)}"
+                f"{self.name}: set_weights() expected {len(names)} arrays "
+                f"({', '.join(k if o == self.name else f'{o}/{k}' for o, k in names)}), got {len(weights)}"
             )
-        for key, w in zip(names, weights):
+        for (_, key), target, w in zip(names, targets, weights):
             w = numpy.asarray(backend.to_numpy(w))
-            target = current[key]
             if w.shape != target.shape:
                 raise ValueError(
                     f"{self.name}: weight {key!r} must have shape {target.shape}, got {w.shape}"
@@ -174,15 +303,104 @@ class Layer:
             target[...] = backend.xp.asarray(w, dtype=target.dtype)
 
     def count_params(self) -> int:
-        return int(sum(int(numpy.prod(w.shape)) for w in self._weight_dict().values()))
+        """The number of weights (trainable or not) of this layer and the layers it holds."""
+        return int(sum(int(numpy.prod(w.shape)) for owner in parameter_owners([self])
+                       for w in _own_weights(owner)))
 
     def get_config(self) -> dict:
         """Constructor arguments that rebuild this layer (for saving)."""
         return {"name": self.name}
 
     def sublayers(self) -> list:
-        """Layers this layer wraps (their params are not in ``self.params``)."""
-        return []
+        """Layers and cells this layer holds (assigned as attributes), in order."""
+        return list(self._sublayers)
 
     def __repr__(self):
         return f"<{type(self).__name__} {self.name!r}>"
+
+
+class LayerCall:
+    """A layer called on ``Value``s, as an operation of ``tinyrnn.graph``.
+
+    Its forward runs the layer's own ``forward`` and takes the layer's cache
+    into the record, so every call keeps its own; its backward puts that
+    cache back and runs the layer's own ``backward``."""
+
+    def __init__(self, layer, inputs, kwargs=None, training=False):
+        self.layer, self.structure, self.kwargs, self.training = layer, inputs, dict(kwargs or {}), training
+
+    def forward(self, *arrays):
+        inputs = graph.pack_like(self.structure, list(arrays))
+        y = self.layer.forward(inputs, training=self.training, **self.kwargs)
+        cache, self.layer._cache = self.layer._cache, None
+        outs = tuple(y) if isinstance(y, (list, tuple)) else y
+        return outs, (cache, [(o.shape, o.dtype) for o in graph.flatten(y)])
+
+    def backward(self, douts, cache):
+        layer_cache, templates = cache
+        douts = douts if isinstance(douts, list) else [douts]
+        douts = [backend.xp.zeros(s, t) if d is None else d for d, (s, t) in zip(douts, templates)]
+        self.layer._cache = layer_cache
+        dx = self.layer.backward(douts if len(douts) > 1 else douts[0])
+        return tuple(graph.flatten(dx))
+
+    def replay(self, *values):
+        """Call the layer again on new values (a functional model's forward pass)."""
+        return self.layer(graph.pack_like(self.structure, list(values)), **self.kwargs)
+
+    def __repr__(self):
+        return self.layer.name
+
+
+def parameter_owners(layers) -> list:
+    """Every layer or cell under ``layers`` (depth first, through ``sublayers()``)
+    whose weights count, each weight dict once: a wrapper that shares its inner
+    layer's dicts (TimeDistributed, RNN and its cell) appears once, as itself."""
+    owners, seen, visited = [], set(), set()
+
+    def visit(obj):
+        if id(obj) in visited:
+            return
+        visited.add(id(obj))
+        if id(obj.params) not in seen:
+            seen.add(id(obj.params))
+            owners.append(obj)
+        for sub in getattr(obj, "sublayers", list)():
+            visit(sub)
+
+    for layer in layers:
+        visit(layer)
+    return owners
+
+
+def _has_weights(obj) -> bool:
+    return isinstance(getattr(obj, "params", None), dict) and isinstance(getattr(obj, "grads", None), dict)
+
+
+def _own_names(owner) -> list:
+    weights = {**owner.params, **getattr(owner, "state", {})}
+    return [k for k in owner.weight_names if k in weights]
+
+
+def _own_weights(owner) -> list:
+    weights = {**owner.params, **getattr(owner, "state", {})}
+    return [weights[k] for k in _own_names(owner)]
+
+
+@functools.cache
+def _takes_training(call) -> bool:
+    parameters = inspect.signature(call).parameters
+    return "training" in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+
+
+def _initial_value(initializer, shape):
+    if callable(initializer):
+        return backend.asarray(initializer(shape), dtype=backend.floatx())
+    functions = {"glorot_uniform": initializers.glorot_uniform, "zeros": initializers.zeros,
+                 "ones": initializers.ones, "orthogonal": initializers.orthogonal}
+    if initializer not in functions:
+        close = difflib.get_close_matches(str(initializer), functions, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(f"unknown initializer {initializer!r}{hint}: expected one of {', '.join(functions)} "
+                         "or a function of the shape")
+    return functions[initializer](shape)

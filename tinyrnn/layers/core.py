@@ -1,11 +1,12 @@
-"""Core layers: Dense, Flatten, TimeDistributed, Dropout, RepeatVector, InputLayer."""
+"""Core layers: Dense, Flatten, TimeDistributed, Dropout, RepeatVector, InputLayer, and for
+composing: Input, Activation, Lambda, Reshape, Permute."""
 
 from __future__ import annotations
 
 import numpy
 
-from tinyrnn import activations, backend, initializers, seeding, validation
-from tinyrnn.layers.base import Layer
+from tinyrnn import activations, backend, graph, initializers, seeding, validation
+from tinyrnn.layers.base import Layer, unique_name
 
 
 class InputLayer(Layer):
@@ -208,3 +209,111 @@ def _rate(rate) -> float:
     if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= rate < 1.0:
         raise ValueError(f"dropout rate must be a number in [0, 1), got {rate!r}")
     return float(rate)
+
+
+def Input(shape=None, batch_size=None, name=None, dtype=None, batch_shape=None):  # noqa: N802
+    """A symbolic input for the functional API: ``x = Input(shape=[None, 1])``.
+
+    ``shape`` leaves out the batch axis (``None`` for sizes known only when the
+    data comes, e.g. the time steps). Calling layers and operations on the
+    result records the graph that ``Model(inputs, outputs)`` runs.
+    """
+    if batch_shape is None:
+        if shape is None:
+            raise ValueError("Input needs shape=, e.g. Input(shape=[None, 1]) for (B, T, 1) sequences")
+        batch_shape = (batch_size, *tuple(shape))
+    return graph.Value(shape=tuple(None if d is None else int(d) for d in batch_shape),
+                       name=name or unique_name("input_layer"))
+
+
+class Activation(Layer):
+    """An activation as a layer: y = f(x);  dx = f'(x) dy (read from the cached y)."""
+
+    def __init__(self, activation, **kwargs):
+        super().__init__(**kwargs)
+        self.activation = activations.get(activation)
+
+    def forward(self, x, training=False):
+        y = self.activation.forward(x)
+        self._remember(y)
+        return y
+
+    def backward(self, dy):
+        return self.activation.backward(self._recall(), dy)
+
+    def get_config(self):
+        return {**super().get_config(), "activation": self.activation.name}
+
+
+class Lambda(Layer):
+    """A function of layer outputs as a layer: ``Lambda(lambda x: x[..., :10] * 2)``.
+
+    The function uses ``tinyrnn.ops`` (and operators on its argument); its calls
+    are recorded, and backward runs their hand-written backward passes.
+    """
+
+    def __init__(self, function, output_shape=None, **kwargs):
+        super().__init__(**kwargs)
+        if not callable(function):
+            raise TypeError(f"Lambda needs a function, got {type(function).__name__}")
+        self.function = function
+
+    def call(self, inputs):
+        return self.function(inputs)
+
+    def get_config(self):
+        raise TypeError(f"{self.name}: a Lambda layer's function cannot be saved; write a Layer subclass "
+                        "with call() and register it with tinyrnn.layers.register")
+
+
+class Reshape(Layer):
+    """(B, ...) -> (B, *target_shape) (one entry may be -1);  dx = dy reshaped back."""
+
+    def __init__(self, target_shape, **kwargs):
+        super().__init__(**kwargs)
+        self.target_shape = tuple(int(d) for d in target_shape)
+
+    def compute_output_shape(self, input_shape):
+        rest = input_shape[1:]
+        if -1 in self.target_shape and all(d is not None for d in rest):
+            known = int(numpy.prod([d for d in self.target_shape if d != -1]))
+            inferred = int(numpy.prod(rest)) // known
+            return (input_shape[0], *(inferred if d == -1 else d for d in self.target_shape))
+        return (input_shape[0], *(None if d == -1 else d for d in self.target_shape))
+
+    def forward(self, x, training=False):
+        self._remember(x.shape)
+        return x.reshape(x.shape[0], *self.target_shape)
+
+    def backward(self, dy):
+        return dy.reshape(self._recall())
+
+    def get_config(self):
+        return {**super().get_config(), "target_shape": list(self.target_shape)}
+
+
+class Permute(Layer):
+    """Permute the non-batch axes: ``Permute((2, 1))`` turns (B, T, D) into (B, D, T).
+
+    ``dims`` numbers the axes from 1 (the batch axis stays first); dx = dy with
+    the inverse permutation."""
+
+    def __init__(self, dims, **kwargs):
+        super().__init__(**kwargs)
+        self.dims = tuple(int(d) for d in dims)
+        if sorted(self.dims) != list(range(1, len(self.dims) + 1)):
+            raise ValueError(f"Permute dims must be a permutation of 1..{len(self.dims)}, got {dims}")
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], *(input_shape[d] for d in self.dims))
+
+    def forward(self, x, training=False):
+        self._remember(True)
+        return x.transpose(0, *self.dims)
+
+    def backward(self, dy):
+        self._recall()
+        return dy.transpose(0, *(int(i) + 1 for i in numpy.argsort(self.dims)))
+
+    def get_config(self):
+        return {**super().get_config(), "dims": list(self.dims)}

@@ -47,7 +47,7 @@ from __future__ import annotations
 import copy
 from types import SimpleNamespace
 
-from tinyrnn import activations, backend, initializers, validation
+from tinyrnn import activations, backend, graph, initializers, ops, validation
 from tinyrnn.layers.base import Layer, constructor_arguments, unique_name
 from tinyrnn.layers.core import _rate, dropout_mask
 from tinyrnn.layers.normalization import layer_norm_backward, layer_norm_forward
@@ -217,6 +217,68 @@ class RNNCell:
 
     def get_config(self) -> dict:
         return {"units": self.units, "activation": self.activation.name, "use_bias": self.use_bias}
+
+    # --- Keras's cell protocol: one step as a function -------------------------
+    @property
+    def output_size(self) -> int:
+        return self.units
+
+    @property
+    def keras_state_size(self):
+        """Keras's ``state_size``: the units of each state (an int for one state)."""
+        return self.units if self.state_size == 1 else [self.units] * self.state_size
+
+    def __call__(self, inputs, states, training=None):
+        """``output, new_states = cell(inputs, states)`` as in Keras: inputs (B, D),
+        states a list of (B, H) -> output (B, H) and the list of new states.
+
+        On ``Value``s (inside a custom cell's ``call()``) the step is recorded; its
+        backward is this cell's own ``step_backward`` and phase 4 on one step."""
+        states = list(states) if isinstance(states, (list, tuple)) else [states]
+        if len(states) != self.state_size:
+            raise ValueError(f"{self.name}: expected {self.state_size} state(s) "
+                             f"(h{', c' * (self.state_size > 1)}), got {len(states)}")
+        out = graph.apply(CellStep(self), inputs, *states)
+        return out[0], list(out[1:])
+
+
+class CellStep:
+    """One step of a built-in cell as an operation of ``tinyrnn.graph``: the four
+    phases on T = 1, with the given states instead of zeros.
+
+    forward(x (B, D), h (B, H)[, c]) -> (output, h_t[, c_t]) (the output is h_t);
+    backward sums the gradients reaching the output and h_t, runs ``step_backward``,
+    then the weight gradients (``accumulate_grads``) and dx (``input_grad``)."""
+
+    def __init__(self, cell):
+        self.cell = cell
+
+    def forward(self, x, *states):
+        cell, xp = self.cell, backend.xp
+        if cell.input_dim is None:
+            cell.build(x.shape[-1])
+        B = x.shape[0]
+        tape = SimpleNamespace(H=xp.empty((2, cell.units, B), x.dtype), rec_mask=None)
+        tape.H[0] = states[0].T
+        cell.prepare(tape, 1, B, x.dtype)
+        X = x.T[None]                                                   # (1, D, B)
+        new = cell.step_forward(0, cell.project_inputs(X)[0], [tape.H[0], *(s.T for s in states[1:])], tape)
+        outputs = [new[0].T.copy(), *(s.T.copy() for s in new)]         # output = h_t, then the states
+        return tuple(outputs), (X, tape)
+
+    def backward(self, douts, cache):
+        X, tape = cache
+        cell, xp = self.cell, backend.xp
+        d_out, *d_states = [xp.zeros((X.shape[2], cell.units), X.dtype) if d is None else d for d in douts]
+        tape.H_prev = tape.H[:-1]
+        cell.prepare_backward(tape)
+        dh = xp.ascontiguousarray((d_out + d_states[0]).T)              # the output is h_t: both paths
+        d_prev = cell.step_backward(0, [dh, *(xp.ascontiguousarray(d.T) for d in d_states[1:])], tape)
+        cell.accumulate_grads(X, tape)                                  # phase 4 on one step
+        return (cell.input_grad(tape)[0].T, *(d.T for d in d_prev))
+
+    def __repr__(self):
+        return f"{self.cell.name} step"
 
 
 class SimpleRNNCell(RNNCell):
@@ -641,27 +703,37 @@ class RNN(Layer):
 
     After ``backward``, ``hidden_grad_norms`` (T,) holds ||dL/dh_t|| at each
     step: the gradient reaching the hidden state, for vanishing-gradient plots.
+
+    A cell written in Keras's cell protocol (a ``Layer`` with ``state_size``,
+    ``output_size`` and ``call(inputs, states) -> (output, new_states)``) is
+    unrolled by ``call``: every step is recorded and BPTT walks the record
+    (``tinyrnn.graph``), calling the hand-written backward of each piece the
+    cell used. The built-in cells take the four phases above.
     """
 
     def __init__(self, cell, return_sequences=False, return_state=False,
                  dropout=0.0, recurrent_dropout=0.0, **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(cell, RNNCell):
-            raise TypeError(f"RNN needs an RNNCell (e.g. SimpleRNNCell(20)), got {type(cell).__name__}")
         self.cell = cell
-        self.units = cell.units
+        self.recorded = not isinstance(cell, RNNCell)
+        if self.recorded:
+            _check_keras_cell(cell, dropout, recurrent_dropout)
+            self.units = _first_size(cell.output_size if hasattr(cell, "output_size") else cell.state_size)
+        else:
+            self.units = cell.units
         self.return_sequences = return_sequences
         self.return_state = return_state
         self.dropout = _rate(dropout)
         self.recurrent_dropout = _rate(recurrent_dropout)
-        if self.recurrent_dropout and not cell.supports_recurrent_dropout:
+        if self.recurrent_dropout and not self.recorded and not cell.supports_recurrent_dropout:
             raise ValueError(
                 f"{type(cell).__name__} does not support recurrent_dropout: read h_{{t-1}} through "
                 "self.recurrent_input(h, tape) where U multiplies it, pass that product's gradient "
                 "through self.recurrent_input_grad, and set supports_recurrent_dropout = True"
             )
-        self.params, self.grads = cell.params, cell.grads
-        self.weight_names = cell.weight_names
+        if not self.recorded:
+            self.params, self.grads = cell.params, cell.grads
+            self.weight_names = cell.weight_names
         self._hidden_grad_norms = None
 
     def build(self, input_shape):
@@ -677,18 +749,56 @@ class RNN(Layer):
                 f"{self.name}: recurrent layers expect inputs (B, T, D), got shape {tuple(input_shape)}; "
                 "reshape a (B, T) series with x[..., None]"
             )
-        self.cell.build(input_shape[-1])
+        if not self.recorded:
+            self.cell.build(input_shape[-1])
+        elif not self.cell.built:
+            self.cell.build((input_shape[0], input_shape[-1]))
+            self.cell.built = True
         super().build(input_shape)
 
     def compute_output_shape(self, input_shape):
         B, T = input_shape[0], input_shape[1]
         y = (B, T, self.units) if self.return_sequences else (B, self.units)
         if self.return_state:
-            return [y] + [(B, self.units)] * self.cell.state_size
+            return [y] + [(B, n) for n in self._state_sizes()]
         return y
+
+    def _state_sizes(self) -> list:
+        if not self.recorded:
+            return [self.units] * self.cell.state_size
+        sizes = self.cell.state_size
+        return list(sizes) if isinstance(sizes, (list, tuple)) else [sizes]
+
+    # --- a cell in Keras's protocol: recorded steps ------------------------------------
+    def call(self, inputs, training=None):
+        """Unroll a Keras-protocol cell, recording every step (BPTT walks the record):
+
+            states = initial states (zeros, or cell.get_initial_state(batch_size))
+            for t in 1..T:  output_t, states = cell(x_t, states)
+        """
+        B, T = inputs.shape[0], inputs.shape[1]
+        states = self._initial_states(B, inputs.dtype)
+        outputs = []
+        for t in range(T):
+            output, states = self.cell(inputs[:, t], states)
+            states = list(states) if isinstance(states, (list, tuple)) else [states]
+            outputs.append(output)
+        y = ops.stack(outputs, axis=1) if self.return_sequences else outputs[-1]
+        return [y, *states] if self.return_state else y
+
+    def records_call(self) -> bool:
+        return self.recorded
+
+    def _initial_states(self, B, dtype) -> list:
+        if hasattr(self.cell, "get_initial_state"):
+            states = self.cell.get_initial_state(batch_size=B)
+            return list(states) if isinstance(states, (list, tuple)) else [states]
+        return [backend.xp.zeros((B, n), dtype) for n in self._state_sizes()]
 
     # --- forward: phases 1 and 2 -------------------------------------------------
     def forward(self, x, training=False):
+        if self.recorded:
+            return super().forward(x, training=training)    # Layer.forward: call() above, recorded
         self._check_input(x)
         B, T, D = x.shape
         in_mask, rec_mask = self._dropout_masks(B, D, x.dtype, training)
@@ -722,6 +832,8 @@ class RNN(Layer):
 
     # --- backward: phases 3 and 4 ---------------------------------------------------
     def backward(self, dy):
+        if self.recorded:
+            return super().backward(dy)                      # Layer.backward: the record, in reverse
         X, tapes, parts, in_mask = self._recall()
         xp, cell = backend.xp, self.cell
         B = X.shape[2]
@@ -800,6 +912,21 @@ class RNN(Layer):
         return {**super().get_config(), "return_sequences": self.return_sequences,
                 "return_state": self.return_state, "dropout": self.dropout,
                 "recurrent_dropout": self.recurrent_dropout}
+
+
+def _check_keras_cell(cell, dropout, recurrent_dropout) -> None:
+    if not isinstance(cell, Layer) or not hasattr(cell, "state_size"):
+        raise TypeError(
+            f"RNN needs a cell: a built-in one (e.g. SimpleRNNCell(20)) or a Layer with state_size, "
+            f"output_size and call(inputs, states) -> (output, new_states); got {type(cell).__name__}"
+        )
+    if dropout or recurrent_dropout:
+        raise ValueError(f"RNN({type(cell).__name__}): dropout and recurrent_dropout are for the built-in "
+                         "cells; apply Dropout to the inputs, or drop inside your cell's call()")
+
+
+def _first_size(size) -> int:
+    return size[0] if isinstance(size, (list, tuple)) else size
 
 
 class _CellLayer(RNN):
