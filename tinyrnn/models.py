@@ -420,6 +420,7 @@ class Sequential(Model):
         for layer in self.layers:
             if not layer.built:
                 layer.build(shape)
+                layer.built = True   # as Keras: a custom build() need not call super().build()
             shape = layer.compute_output_shape(shape)
 
     def _output_shapes(self) -> list:

@@ -125,7 +125,12 @@ class Layer:
         self.grads[name] = backend.xp.zeros_like(value)
 
     def compute_output_shape(self, input_shape) -> tuple:
-        """Output shape for an input shape (batch axis included, may be None)."""
+        """Output shape for an input shape (batch axis included, may be None).
+
+        A layer written with ``call()`` runs it on symbolic inputs of that shape
+        (as Keras does); any other layer keeps the shape unless it says otherwise."""
+        if self.records_call():
+            return self._symbolic_shapes(_symbolic_inputs(input_shape))
         return tuple(input_shape)
 
     # --- running ----------------------------------------------------------
@@ -318,6 +323,13 @@ class LayerCall:
 
     def __repr__(self):
         return self.layer.name
+
+
+def _symbolic_inputs(input_shape):
+    """Symbolic ``Value``s of ``input_shape``: one, or a list for a list of shapes."""
+    if input_shape and isinstance(input_shape[0], (list, tuple)):
+        return [Value(shape=tuple(s)) for s in input_shape]
+    return Value(shape=tuple(input_shape))
 
 
 def parameter_owners(layers) -> list:
