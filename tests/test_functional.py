@@ -215,6 +215,33 @@ def test_functional_model_weights_count_and_summary(capsys):
     assert "(None, 2)" in printed and "(None, 1)" in printed
 
 
+def test_a_model_of_one_listed_output_returns_an_array_as_keras_3_does():
+    """Model(inputs=[x], outputs=[y]): predict and a call give y, not [y]; [X] and [Y] are accepted."""
+    x = Input(shape=[None, D])
+    model = Model(inputs=[x], outputs=[Dense(H, activation="tanh")(x)])
+    X, Y = normal(8, T, D, seed=1), normal(8, T, H, seed=2)
+    predicted = model.predict(X)
+    assert isinstance(predicted, numpy.ndarray) and predicted.shape == (8, T, H)
+    numpy.testing.assert_array_equal(model.predict([X]), predicted)
+    assert isinstance(model(X), numpy.ndarray)
+    model.compile(loss="mse", optimizer="sgd")
+    assert model.evaluate([X], [Y]) == pytest.approx(model.evaluate(X, Y))
+    assert model.evaluate(X, Y) == pytest.approx(float(((predicted - Y) ** 2).mean()), rel=1e-5)
+    model.fit([X], [Y], epochs=1, verbose=0)
+
+
+def test_a_functional_model_used_as_a_layer_of_another_gradchecks():
+    with backend.float_precision("float64"):
+        x = Input(shape=[None, D])
+        inner = Model(inputs=[x], outputs=[Dense(H, activation="tanh")(x)])
+        x2 = Input(shape=[None, D])
+        outer = Model(x2, Dense(1)(Add()([inner(x2), Dense(H)(x2)])))
+    randomize(outer, seed=3)
+    report = gradcheck(outer, normal(B, T, D, seed=4))
+    report.assert_ok(TOL)
+    assert len(report.checks) == 1 + 2 + 2 + 2
+
+
 # --- shared layers ---------------------------------------------------------------------------------
 def test_a_shared_layer_gets_the_sum_of_both_branches_gradients():
     """One Dense on two branches == two Dense with the same weights, gradients added."""
