@@ -214,8 +214,9 @@ class Layer:
         return list(outputs) if isinstance(outputs, tuple) else outputs
 
     def _symbolic_shapes(self, inputs):
-        """Output shape(s) on symbolic inputs: ``compute_output_shape``, or ``call()`` run symbolically."""
-        if self.records_call():
+        """Output shape(s) on symbolic inputs: the layer's own ``compute_output_shape`` when it has
+        one (an RNN: its time axis may be unknown), else ``call()`` run symbolically."""
+        if self.records_call() and type(self).compute_output_shape is Layer.compute_output_shape:
             outputs = self._run_call(inputs, False)
             return graph.map_structure(lambda v: v.shape, outputs) if isinstance(outputs, list) \
                 else outputs.shape
