@@ -434,6 +434,72 @@ def test_a_keras_protocol_ln_cell_gradchecks():
     assert [c.shape for c in report.checks] == [(B, T, D), (D, H), (H, H), (H,), (H,), (H,)]
 
 
+def test_a_keras_protocol_cell_in_a_functional_model_with_unknown_time_steps_trains_and_gradchecks():
+    with backend.float_precision("float64"):
+        x = Input(shape=[None, D])
+        sequence, state = RNN(MyLNCell(H), return_sequences=True, return_state=True)(x)
+        model = Model(x, [Dense(1)(sequence), state])
+    predicted = model.predict(normal(B, 7, D))
+    assert [p.shape for p in predicted] == [(B, 7, 1), (B, H)]
+    randomize(model, seed=20)
+    # eps 3e-4: at these weights the layer norm's higher derivatives make eps = 1e-3 differences
+    # miss by 2e-7 (the built-in LNSimpleRNNCell too); the backward itself is exact (1e-10 above)
+    report = gradcheck(model, normal(B, T, D, seed=21), eps=3e-4)
+    report.assert_ok(TOL)
+    assert len(report.checks) == 1 + 5 + 2
+
+
+class StartsFromOnes(Layer):
+    """A Keras-protocol cell with its own initial state (get_initial_state) and a tuple of new states."""
+
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.state_size = self.output_size = units
+        self.cell = GRUCell(units)
+
+    def get_initial_state(self, batch_size=None):
+        return [numpy.ones((batch_size, self.state_size))]
+
+    def call(self, inputs, states):
+        output, new_states = self.cell(inputs, states[0])
+        return output, tuple(new_states)
+
+
+def test_a_cell_with_get_initial_state_starts_there_and_gradchecks():
+    with backend.float_precision("float64"):
+        mine = RNN(StartsFromOnes(H), return_sequences=True)
+        x = normal(B, T, D, seed=22)
+        y = mine(x)
+    cell = mine.cell.cell
+    W, U, b = (cell.params[k] for k in ("kernel", "recurrent_kernel", "bias"))
+    h = numpy.ones((B, H))                       # GRU step from h_0 = 1, reset_after (Keras's default)
+    z_x, z_h = x[:, 0] @ W + b[0], h @ U + b[1] if b.ndim == 2 else None
+    assert z_h is not None, "expected a reset_after GRU bias (2, 3H)"
+    zg = 1 / (1 + numpy.exp(-(z_x[:, :H] + z_h[:, :H])))
+    rg = 1 / (1 + numpy.exp(-(z_x[:, H:2 * H] + z_h[:, H:2 * H])))
+    h1 = zg * h + (1 - zg) * numpy.tanh(z_x[:, 2 * H:] + rg * z_h[:, 2 * H:])
+    assert_close(y[:, 0], h1, 1e-12, "first step from h_0 = 1")
+    gradcheck(mine, x).assert_ok(TOL)
+
+
+class Noisy(Model):
+    """Dropout inside a subclassed model's call (which takes no training argument)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden, self.drop, self.head = Dense(H), tinyrnn.layers.Dropout(0.5), Dense(1)
+
+    def call(self, inputs):
+        return self.head(self.drop(self.hidden(inputs)))
+
+
+def test_layers_inside_a_call_run_in_the_outer_training_mode():
+    model = Noisy()
+    x = normal(8, D)
+    numpy.testing.assert_array_equal(model.predict(x), model.predict(x))          # inference: no dropout
+    assert not numpy.allclose(model.forward(x, training=True), model.forward(x, training=True))
+
+
 class Wrapped(Layer):
     """A custom cell that calls a built-in cell Keras-style (two states for an LSTM)."""
 
