@@ -139,6 +139,8 @@ MATMUL = {
     "(B, T, D) @ vector (D,)": ((B, T, D), (D,)),
     "vector (D,) @ (B, D, H)": ((D,), (B, D, H)),
     "(D, H) @ (H, T)": ((D, H), (H, T)),
+    "vector (D,) @ vector (D,)": ((D,), (D,)),
+    "vector (D,) @ (D, H)": ((D,), (D, H)),
 }
 
 
@@ -250,6 +252,23 @@ SHAPE_OPS = {
 @pytest.mark.parametrize("name", SHAPE_OPS)
 def test_shape_operations_gradcheck(name):
     check(SHAPE_OPS[name], normal(B, T, H))
+
+
+EXPRESSIONS = {
+    "Python sum of values": lambda x: sum([x, x * 2.0, x[..., ::-1]]),
+    "NumPy scalars on the left": lambda x: numpy.float64(2.0) * x + numpy.float32(1.0),
+    "boolean mask": lambda x: x[x.data > 0] * 2.0,
+    "a full sum times x": lambda x: ops.sum(x) * x,
+    "squeeze two axes": lambda x: ops.squeeze(ops.expand_dims(ops.expand_dims(x, 1), 3), axis=(1, 3)),
+    "the same value twice in concatenate": lambda x: ops.concatenate([x, x], axis=0),
+    "the same value twice in stack": lambda x: ops.stack([x, x[:, ::-1]], axis=-1),
+    "x.T @ x": lambda x: ops.transpose(x, (0, 2, 1)) @ x,
+}
+
+
+@pytest.mark.parametrize("name", EXPRESSIONS)
+def test_expressions_a_notebook_writes_gradcheck(name):
+    check(EXPRESSIONS[name], normal(B, T, H))
 
 
 def test_zeros_like_passes_no_gradient_and_constants_add_none():

@@ -185,11 +185,8 @@ class MatMul(Op):
         a, b = cache
         a2 = a[None] if a.ndim == 1 else a                   # (1, K) row
         b2 = b[:, None] if b.ndim == 1 else b                # (K, 1) column
-        dy2 = dy
-        if a.ndim == 1:
-            dy2 = dy2[..., None, :]
-        if b.ndim == 1:
-            dy2 = dy2[..., None]
+        batch = numpy.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
+        dy2 = dy.reshape(*batch, a2.shape[-2], b2.shape[-1])  # dy with the vectors' axes put back
         da = dy2 @ b2.swapaxes(-1, -2)                        # dy b^T
         db = a2.swapaxes(-1, -2) @ dy2                        # a^T dy
         return unbroadcast(da, a2.shape).reshape(a.shape), unbroadcast(db, b2.shape).reshape(b.shape)
