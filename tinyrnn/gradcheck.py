@@ -189,8 +189,8 @@ class _float64_copies:
         self.saved = [(owner, dict(owner.params), dict(owner.grads), dict(getattr(owner, "state", {})))
                       for owner in _owners(self.target)]
         for layer, params, grads, state in self.saved:
-            state_now = getattr(layer, "state", {})
-            for d, src in ((layer.params, params), (layer.grads, grads), (state_now, state)):
+            stores = ((layer.params, params), (layer.grads, grads), (getattr(layer, "state", {}), state))
+            for d, src in stores:
                 for k, v in src.items():
                     d[k] = backend.xp.asarray(v, dtype=numpy.float64).copy()
         self.seeding_state = seeding_state

@@ -14,10 +14,15 @@ from tinyrnn import backend, seeding
 def glorot_uniform(shape):
     """U(-l, l) with l = sqrt(6 / (fan_in + fan_out)) (Keras's kernel default).
 
-    For a Conv1D kernel (K, D, F) the fans are K*D and K*F, as in Keras.
+    For a Conv1D kernel (K, D, F) the fans are K*D and K*F, as in Keras; a vector (n,)
+    (``add_weight(shape=(n,))``) has both fans n, a scalar both 1 (Keras's ``compute_fans``).
     """
-    receptive = int(numpy.prod(shape[:-2])) if len(shape) > 2 else 1
-    fan_in, fan_out = shape[-2] * receptive, shape[-1] * receptive
+    shape = tuple(shape)
+    if len(shape) < 2:
+        fan_in = fan_out = shape[0] if shape else 1
+    else:
+        receptive = int(numpy.prod(shape[:-2])) if len(shape) > 2 else 1
+        fan_in, fan_out = shape[-2] * receptive, shape[-1] * receptive
     limit = numpy.sqrt(6.0 / (fan_in + fan_out))
     return backend.asarray(seeding.get_rng().uniform(-limit, limit, size=shape))
 

@@ -81,7 +81,7 @@ class Model(Layer):
     def _init_graph(self, inputs, outputs) -> None:
         if inputs is None or outputs is None:
             raise ValueError("Model(inputs=..., outputs=...) needs both, e.g. Model(inputs=[x], outputs=[y])")
-        inputs, outputs = _single(inputs), _single(outputs)    # [x] is x, as in Keras
+        inputs, outputs = _unpack_singleton(inputs), _unpack_singleton(outputs)  # [x] is x, as in Keras
         self._input_structure, self._output_structure = inputs, outputs
         self.inputs, self.outputs = graph.flatten(inputs), graph.flatten(outputs)
         for v in self.inputs:
@@ -112,7 +112,10 @@ class Model(Layer):
                              "(an output that depends on no Input cannot be trained from data)")
 
     def call(self, inputs, training=None):
-        """The functional model's forward pass: every recorded call, replayed on ``inputs``."""
+        """The functional model's forward pass: every recorded call, replayed on ``inputs``.
+
+        ``outputs=[y]`` gives y itself, not a list of one (as Keras 3 does), so
+        ``predict`` returns an array; several outputs give a list."""
         if self._nodes is None:
             raise NotImplementedError(
                 f"{type(self).__name__}: a subclassed Model defines call(inputs); or build a functional "
@@ -131,7 +134,8 @@ class Model(Layer):
             outs = op.replay(*args) if hasattr(op, "replay") else graph.apply(op, *args)
             for i, out in enumerate(outs if node.n_outputs > 1 else [outs]):
                 values[(id(node), i)] = out
-        return graph.pack_like(self._output_structure, [value_of(v) for v in self.outputs])
+        outputs = graph.pack_like(self._output_structure, [value_of(v) for v in self.outputs])
+        return _unpack_singleton(outputs)
 
     @property
     def layers(self) -> list:
@@ -328,6 +332,8 @@ class Model(Layer):
         one array, or a list with one per input (output) of a functional model."""
         x_name, y_name = names
         several = self.inputs is not None and len(self.inputs) > 1
+        if self.inputs is not None and not several:
+            x = _unpack_array_list(x)   # [x] for a model of one Input, as Keras accepts it
         x = _arrays(x, x_name, several)
         for a in graph.flatten(x):
             validation.check_samples(a, x_name)
@@ -335,7 +341,10 @@ class Model(Layer):
             self._check_inputs(x, x_name)
         if y is None:
             return (x,)
-        y = _arrays(y, y_name, self.outputs is not None and len(self.outputs) > 1)
+        several = self.outputs is not None and len(self.outputs) > 1
+        if self.outputs is not None and not several:
+            y = _unpack_array_list(y)
+        y = _arrays(y, y_name, several)
         for a in graph.flatten(y):
             validation.same_samples(_first(x), a, x_name, y_name)
         return x, y
@@ -421,6 +430,7 @@ class Sequential(Model):
         for layer in self.layers:
             if not layer.built:
                 layer.build(shape)
+                layer.built = True   # as Keras: a custom build() need not call super().build()
             shape = layer.compute_output_shape(shape)
 
     def _output_shapes(self) -> list:
@@ -554,8 +564,14 @@ def _print_summary(model, rows_in, print_fn) -> None:
     print_fn("\n".join(rows))
 
 
-def _single(structure):
-    return structure[0] if isinstance(structure, (list, tuple)) and len(structure) == 1 else structure
+def _unpack_singleton(x):
+    """x[0] for a list or tuple of one, else x (Keras's ``unpack_singleton``)."""
+    return x[0] if isinstance(x, (list, tuple)) and len(x) == 1 else x
+
+
+def _unpack_array_list(x):
+    """The array of a list of one array (not a nested list of numbers), else x."""
+    return x[0] if isinstance(x, (list, tuple)) and len(x) == 1 and hasattr(x[0], "shape") else x
 
 
 def _first(x):

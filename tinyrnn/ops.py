@@ -185,11 +185,8 @@ class MatMul(Op):
         a, b = cache
         a2 = a[None] if a.ndim == 1 else a                   # (1, K) row
         b2 = b[:, None] if b.ndim == 1 else b                # (K, 1) column
-        dy2 = dy
-        if a.ndim == 1:
-            dy2 = dy2[..., None, :]
-        if b.ndim == 1:
-            dy2 = dy2[..., None]
+        batch = numpy.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
+        dy2 = dy.reshape(*batch, a2.shape[-2], b2.shape[-1])  # dy with the vectors' axes put back
         da = dy2 @ b2.swapaxes(-1, -2)                        # dy b^T
         db = a2.swapaxes(-1, -2) @ dy2                        # a^T dy
         return unbroadcast(da, a2.shape).reshape(a.shape), unbroadcast(db, b2.shape).reshape(b.shape)
@@ -286,6 +283,7 @@ class Concatenate(Op):
         self.axis = axis
 
     def forward(self, *xs):
+        _check_same_shapes("concatenate", xs, skip_axis=self.axis)
         return backend.xp.concatenate(xs, axis=self.axis), [x.shape[self.axis] for x in xs]
 
     def backward(self, dy, sizes):
@@ -300,10 +298,29 @@ class Stack(Op):
         self.axis = axis
 
     def forward(self, *xs):
+        _check_same_shapes("stack", xs)
         return backend.xp.stack(xs, axis=self.axis), len(xs)
 
     def backward(self, dy, n):
         return tuple(backend.xp.take(dy, k, axis=self.axis) for k in range(n))
+
+
+def _check_same_shapes(name, xs, skip_axis=None):
+    """Every array of ``xs`` has the rank and sizes of the first (except on ``skip_axis``)."""
+    shapes = [tuple(_shape(x)) for x in xs]
+
+    def rest(s):
+        if skip_axis is None:
+            return s
+        if not s:
+            return None
+        axis = skip_axis % len(s)
+        return s[:axis] + s[axis + 1:]
+
+    if len({len(s) for s in shapes}) > 1 or len({rest(s) for s in shapes}) > 1:
+        where = "" if skip_axis is None else f" except on axis {skip_axis}"
+        raise ValueError(f"{name}: shapes {', '.join(map(str, shapes))} differ{where}; every array must have "
+                         f"the same shape{where}")
 
 
 class Split(Op):

@@ -157,7 +157,12 @@ class Layer:
         self.grads[name] = backend.xp.zeros_like(value)
 
     def compute_output_shape(self, input_shape) -> tuple:
-        """Output shape for an input shape (batch axis included, may be None)."""
+        """Output shape for an input shape (batch axis included, may be None).
+
+        A layer written with ``call()`` runs it on symbolic inputs of that shape
+        (as Keras does); any other layer keeps the shape unless it says otherwise."""
+        if self.records_call():
+            return self._symbolic_shapes(_symbolic_inputs(input_shape))
         return tuple(input_shape)
 
     # --- running ----------------------------------------------------------
@@ -241,8 +246,9 @@ class Layer:
         return list(outputs) if isinstance(outputs, tuple) else outputs
 
     def _symbolic_shapes(self, inputs):
-        """Output shape(s) on symbolic inputs: ``compute_output_shape``, or ``call()`` run symbolically."""
-        if self.records_call():
+        """Output shape(s) on symbolic inputs: the layer's own ``compute_output_shape`` when it has
+        one (an RNN: its time axis may be unknown), else ``call()`` run symbolically."""
+        if self.records_call() and type(self).compute_output_shape is Layer.compute_output_shape:
             outputs = self._run_call(inputs, False)
             return graph.map_structure(lambda v: v.shape, outputs) if isinstance(outputs, list) \
                 else outputs.shape
@@ -350,6 +356,13 @@ class LayerCall:
 
     def __repr__(self):
         return self.layer.name
+
+
+def _symbolic_inputs(input_shape):
+    """Symbolic ``Value``s of ``input_shape``: one, or a list for a list of shapes."""
+    if input_shape and isinstance(input_shape[0], (list, tuple)):
+        return [Value(shape=tuple(s)) for s in input_shape]
+    return Value(shape=tuple(input_shape))
 
 
 def parameter_owners(layers) -> list:

@@ -118,6 +118,7 @@ class TimeDistributed(Layer):
                 f"{self.name}: TimeDistributed expects inputs (B, T, ...), got shape {tuple(input_shape)}"
             )
         self.layer.build((None, *input_shape[2:]))
+        self.layer.built = True
         super().build(input_shape)
 
     def compute_output_shape(self, input_shape):

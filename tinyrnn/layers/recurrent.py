@@ -218,6 +218,13 @@ class RNNCell:
     def get_config(self) -> dict:
         return {"units": self.units, "activation": self.activation.name, "use_bias": self.use_bias}
 
+    def start_states(self, tape, states) -> list:
+        """Given states (each (B, H)) as the step-0 states of ``tape`` (each (H, B)):
+        h_0 goes into ``tape.H[0]``, where the backward reads h_{t-1} (``tape.H_prev``).
+        (``RNN.unroll`` starts from zeros and needs none of this.)"""
+        tape.H[0] = states[0].T
+        return [tape.H[0], *(s.T for s in states[1:])]
+
     # --- Keras's cell protocol: one step as a function -------------------------
     @property
     def output_size(self) -> int:
@@ -259,10 +266,9 @@ class CellStep:
             cell.build(x.shape[-1])
         B = x.shape[0]
         tape = SimpleNamespace(H=xp.empty((2, cell.units, B), x.dtype), rec_mask=None)
-        tape.H[0] = states[0].T
         cell.prepare(tape, 1, B, x.dtype)
         X = x.T[None]                                                   # (1, D, B)
-        new = cell.step_forward(0, cell.project_inputs(X)[0], [tape.H[0], *(s.T for s in states[1:])], tape)
+        new = cell.step_forward(0, cell.project_inputs(X)[0], cell.start_states(tape, states), tape)
         outputs = [new[0].T.copy(), *(s.T.copy() for s in new)]         # output = h_t, then the states
         return tuple(outputs), (X, tape)
 
@@ -384,6 +390,11 @@ class LSTMCell(RNNCell):
         c += xp.multiply(i, g, out=tape.ig)
         tanh_c = self.activation.forward(c, out=tape.TC[t])
         return [xp.multiply(o, tanh_c, out=tape.H[t + 1]), c]        # h_t = o g_act(c_t)
+
+    def start_states(self, tape, states):
+        """h_0 into tape.H[0] and c_0 into tape.C[0]: the backward reads c_{t-1} there (dz_f)."""
+        tape.H[0], tape.C[0] = states[0].T, states[1].T
+        return [tape.H[0], tape.C[0]]
 
     def gate_activations(self, S, one):
         """k z (4H, B) -> the gate blocks i, f, g, o, computed in place in S.
