@@ -506,7 +506,7 @@ class Wrapped(Layer):
     def __init__(self, cell, **kwargs):
         super().__init__(**kwargs)
         self.cell = cell
-        self.state_size = cell.keras_state_size
+        self.state_size = cell.state_size      # Keras's spelling: units per state
         self.output_size = cell.units
 
     def call(self, inputs, states):

@@ -137,3 +137,11 @@ def test_a_notebook_style_functional_snippet_runs():
     with backend.float_precision("float64"):
         report = keras.gradcheck(model, normal(B, 6, 1, seed=7))
     report.assert_ok(1e-7)   # float32 weights copied to float64: the check itself is float64
+
+
+def test_a_cells_state_size_is_keras_units_per_state():
+    """Keras code writes self.state_size = self.inner_cell.state_size: units, a list for several states."""
+    from tinyrnn.layers import GRUCell, LSTMCell, SimpleRNNCell
+
+    assert SimpleRNNCell(3).state_size == 3 and GRUCell(5).state_size == 5
+    assert LSTMCell(4).state_size == [4, 4] and LSTMCell(4).n_states == 2

@@ -34,7 +34,7 @@ depend only on the forward pass (derivatives read from cached outputs), so
 the reverse loop keeps only what truly depends on the gradient flowing back.
 
 Writing your own cell: subclass ``RNNCell``, set ``gates`` (and
-``state_size`` for more than one state), write ``step_forward`` and
+``n_states`` for more than one state), write ``step_forward`` and
 ``step_backward`` (see their docstrings), and ``RNN(YourCell(units))``
 unrolls it with ``return_sequences``, ``return_state`` and input dropout.
 For recurrent dropout, read h_{t-1} through ``self.recurrent_input(h, tape)``
@@ -122,7 +122,7 @@ class RNNCell:
     """
 
     gates = 1
-    state_size = 1  # number of (H, B) states carried between steps; states[0] is h
+    n_states = 1  # number of (H, B) states carried between steps; states[0] is h
     supports_recurrent_dropout = False  # True once U reads h_{t-1} through recurrent_input
     weight_names = ("kernel", "recurrent_kernel", "bias")
 
@@ -231,9 +231,10 @@ class RNNCell:
         return self.units
 
     @property
-    def keras_state_size(self):
-        """Keras's ``state_size``: the units of each state (an int for one state)."""
-        return self.units if self.state_size == 1 else [self.units] * self.state_size
+    def state_size(self):
+        """Keras's ``state_size``: the units of each state (an int for one state, a list for
+        several), so a custom cell can say ``self.state_size = self.inner_cell.state_size``."""
+        return self.units if self.n_states == 1 else [self.units] * self.n_states
 
     def __call__(self, inputs, states, training=None):
         """``output, new_states = cell(inputs, states)`` as in Keras: inputs (B, D),
@@ -242,9 +243,9 @@ class RNNCell:
         On ``Value``s (inside a custom cell's ``call()``) the step is recorded; its
         backward is this cell's own ``step_backward`` and phase 4 on one step."""
         states = list(states) if isinstance(states, (list, tuple)) else [states]
-        if len(states) != self.state_size:
-            raise ValueError(f"{self.name}: expected {self.state_size} state(s) "
-                             f"(h{', c' * (self.state_size > 1)}), got {len(states)}")
+        if len(states) != self.n_states:
+            raise ValueError(f"{self.name}: expected {self.n_states} state(s) "
+                             f"(h{', c' * (self.n_states > 1)}), got {len(states)}")
         out = graph.apply(CellStep(self), inputs, *states)
         return out[0], list(out[1:])
 
@@ -334,7 +335,7 @@ class LSTMCell(RNNCell):
     supports_recurrent_dropout = True
 
     gates = 4
-    state_size = 2
+    n_states = 2
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
                  use_bias=True, unit_forget_bias=True, name=None):
@@ -776,7 +777,7 @@ class RNN(Layer):
 
     def _state_sizes(self) -> list:
         if not self.recorded:
-            return [self.units] * self.cell.state_size
+            return [self.units] * self.cell.n_states
         sizes = self.cell.state_size
         return list(sizes) if isinstance(sizes, (list, tuple)) else [sizes]
 
@@ -835,7 +836,7 @@ class RNN(Layer):
         tape = SimpleNamespace(H=H, rec_mask=rec_mask)
         cell.prepare(tape, T, B, X.dtype)
         XW = cell.project_inputs(X)                      # phase 1: (T, G, B)
-        states = [tape.H[0]] + [xp.zeros((self.units, B), X.dtype) for _ in range(cell.state_size - 1)]
+        states = [tape.H[0]] + [xp.zeros((self.units, B), X.dtype) for _ in range(cell.n_states - 1)]
         with activations.overflow_ignored():             # exp(-z) -> inf is how a sigmoid reaches 0
             for t in range(T):                           # phase 2: the recurrence
                 states = cell.step_forward(t, XW[t], states, tape)
@@ -849,7 +850,7 @@ class RNN(Layer):
         xp, cell = backend.xp, self.cell
         B = X.shape[2]
         dy, dfinal = (dy[0], list(dy[1:])) if self.return_state else (dy, [])
-        dstates = [xp.zeros((self.units, B), X.dtype) for _ in range(cell.state_size)]
+        dstates = [xp.zeros((self.units, B), X.dtype) for _ in range(cell.n_states)]
         for k, ds in enumerate(dfinal):
             if ds is not None:
                 dstates[k] += ds.T
