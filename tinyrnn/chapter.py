@@ -743,7 +743,7 @@ def make_figures(out: pathlib.Path, results, run: ChapterRun, extra: dict) -> li
     if "mc_dropout" in extra:
         p = extra["mc_dropout"]["plot"]
         save(plot.plot_mc_dropout(p["X"], p["mean"], p["std"], p["Y"],
-                                  title="MC dropout: mean of 100 passes, band +-2 std"),
+                                  title="MC dropout: mean of 100 passes, band $\\pm$2 std"),
              "mc_dropout.png", "MC-dropout forecast band (GRU with dropout, validation series 0)")
     if "long_memory" in extra:
         save(plot.plot_long_memory(extra["long_memory"]), "long_memory.png",
