@@ -51,6 +51,9 @@ def test_learning_curves_say_what_they_plot():
     ax = plot.plot_learning_curves(seq, keys=["last_time_step_mse", "val_last_time_step_mse"],
                                    title="lstm").axes[0]
     assert ax.get_ylabel() == "last-step MSE (log scale)" and ax.get_title() == "lstm"
+    ax = plot.plot_learning_curves(seq, loss_name="MSE").axes[0]
+    assert ax.get_ylabel() == "MSE, last-step MSE (log scale)"
+    assert ax.get_title() == "MSE and last-step MSE per epoch"
 
 
 def test_plot_learning_curves_grid_shows_each_models_figure():

@@ -945,10 +945,12 @@ LONG_MEMORY_NOTE = (
     "answers from h_T, so the first value must be kept in the state for at least T/2 steps and the "
     "gradient that teaches the cell to keep it must travel back as far. Solved: validation MSE at most 5% "
     "of answering the mean (remembering only the recent value scores 50%); training stops once solved or "
-    "after the epoch budget. Right: after training at the longest T, the gradient of the answer with "
-    "respect to each hidden state. The SimpleRNN's passes through tanh' U^T at every step and fades "
-    "(to exactly 0 in float32); the LSTM's cell state (dc_{t-1} = f_t dc_t) and the GRU's carry "
-    "(dh_{t-1} += z_t dh_t) keep it alive where the learnt gates stay near 1."
+    "after the epoch budget. Left: the error after training against T; middle: the error per epoch at "
+    "the longest T; right: after that training, the gradient of the answer with respect to each hidden "
+    "state, as a fraction of its value at t = T. The SimpleRNN's passes through tanh' U^T at every step "
+    "and fades by many orders of magnitude (it can reach exactly 0 in float32); the LSTM's cell state "
+    "(dc_{t-1} = f_t dc_t) and the GRU's carry (dh_{t-1} += z_t dh_t) keep it alive where the learnt "
+    "gates stay near 1."
 )
 
 
@@ -990,7 +992,7 @@ def make_figures(out: pathlib.Path, results, run: ChapterRun, extra: dict) -> li
     if "mc_dropout" in extra:
         p = extra["mc_dropout"]["plot"]
         save(plot.plot_mc_dropout(p["X"], p["mean"], p["std"], p["Y"],
-                                  title="MC dropout: mean of 100 passes, band +-2 std"),
+                                  title="MC dropout: mean of 100 passes, band $\\pm$2 std"),
              "mc_dropout.png", "MC-dropout forecast band (GRU with dropout, validation series 0)")
     if "long_memory" in extra:
         save(plot.plot_long_memory(extra["long_memory"]), "long_memory.png",

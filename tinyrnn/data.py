@@ -22,6 +22,10 @@ From one array of series this module cuts the three forecasting tasks:
 ``split`` makes the course's 7000 / 2000 / 1000 train / valid / test split and
 ``load_course_data`` puts everything together for one task.
 
+One more task, not the course's, needs a long memory: ``adding_problem``
+(add two marked values far apart), the task of the chapter's "why gates
+exist" experiment (``tinyrnn.long_memory``).
+
 Data is generated on the host with NumPy (the same seed gives the same bits on
 every machine); ``fit`` moves the batches to the current backend.
 """

@@ -130,7 +130,7 @@ def plot_learning_curves(history, keys=None, title=None, ax=None, legend=True, l
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     quantities = list(dict.fromkeys(names))
-    ax.set_ylabel(f"{quantities[0]} (log scale)" if len(quantities) == 1 else "value (log scale)")
+    ax.set_ylabel(f"{', '.join(quantities)} (log scale)")
     if legend:
         ax.legend(loc="best", fontsize="small")
     ax.set_title(title if title is not None else f"{' and '.join(quantities)} per epoch")
