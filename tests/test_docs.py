@@ -15,6 +15,7 @@ import importlib.util
 import os
 import pathlib
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -214,3 +215,103 @@ def test_worked_examples_run():
     run = subprocess.run([sys.executable, "-c", runner], cwd=ROOT, env=_env(), capture_output=True,
                          text=True, timeout=600)
     assert run.returncode == 0, "examples in the docs failed:\n" + (run.stdout + run.stderr)[-6000:]
+
+
+# "Break it" instructions. The convention (stated on the gradient-check page): a page or
+# tutorial that asks the reader to break code writes
+#     change the line `OLD` ... into `NEW`
+# where OLD is the whole code of one line (indentation and comment aside) of the engine
+# (tinyrnn/) or of a class the page itself defines. Any other "change/replace `x`" phrasing is
+# refused, so an instruction cannot slip past the check.
+INSTRUCTION = re.compile(r"\bchange the line\s+`(?P<old>[^`]+)`(?P<where>[^`]*(?:`[^`]*`[^`]*)*?)"
+                         r"\binto\s+`(?P<new>[^`]+)`", re.I)
+OTHER_PHRASING = re.compile(
+    r"\b(?:change|replace|delete|remove|drop|break)\s+(?!the\s+line\s)(?:the\s+\w+\s+)?`", re.I)
+TUTORIALS = ROOT / "tutorials"
+
+
+def _code(line: str) -> str:
+    """A source line's code: no indentation, no trailing comment, single spaces."""
+    return " ".join(re.sub(r"(^|\s)#.*$", "", line).split())
+
+
+def _prose(path: pathlib.Path) -> str:
+    """The reader's text of a page (fenced code removed) or of a jupytext tutorial (its comments)."""
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".py":
+        comments = [line.lstrip() for line in text.splitlines() if line.lstrip().startswith("#")]
+        return "\n".join(line[1:].strip() for line in comments)
+    return FENCE.sub("", text)
+
+
+def _own_code(path: pathlib.Path) -> str:
+    if path.suffix == ".py":
+        return path.read_text(encoding="utf-8")
+    return "\n".join(body for _, info, body in _blocks(path) if info == "python")
+
+
+def _break_instructions():
+    """(page, old, new) for every instruction, and the phrasings that break the convention."""
+    found, unconventional = [], []
+    for path in [*sorted(PAGES.rglob("*.md")), *sorted(TUTORIALS.glob("*.py"))]:
+        prose = " ".join(_prose(path).split())
+        for match in INSTRUCTION.finditer(prose):
+            found.append((path, " ".join(match["old"].split()), " ".join(match["new"].split())))
+        unconventional += [f"{path.relative_to(ROOT)}: ...{prose[m.start():m.end() + 60]}..."
+                           for m in OTHER_PHRASING.finditer(prose)]
+    return found, unconventional
+
+
+def _where_is(old: str, page: pathlib.Path) -> list[tuple[str, int]]:
+    """(file, line number) of every line whose code is ``old``: in tinyrnn/ or the page's own code."""
+    sources = {str(path.relative_to(ROOT)): path.read_text(encoding="utf-8")
+               for path in (ROOT / "tinyrnn").rglob("*.py")}
+    sources["(the page's own code)"] = _own_code(page)
+    return [(name, i) for name, text in sources.items()
+            for i, line in enumerate(text.splitlines()) if _code(line) == old]
+
+
+def test_break_it_instructions_quote_lines_that_exist():
+    found, unconventional = _break_instructions()
+    assert not unconventional, ("write an instruction to break code as \"change the line `OLD` into `NEW`\" "
+                                "(OLD a whole line of the code):\n" + "\n".join(unconventional))
+    pages = {path.relative_to(ROOT).as_posix() for path, _, _ in found}
+    assert {"docs/pages/cells/lstm.md", "docs/pages/cells/custom-cell.md"} <= pages, pages
+    wrong = [f"{path.relative_to(ROOT)}: `{old}` is in {len(where)} places {where}"
+             for path, old, _ in found if len(where := _where_is(old, path)) != 1]
+    assert not wrong, ("a 'change the line' instruction must quote exactly one line of the engine "
+                       "(or of the page's own code), as written there:\n" + "\n".join(wrong))
+
+
+@pytest.mark.parametrize("instruction", [f"{path.relative_to(PAGES)}:{old}" for path, old, _
+                                         in _break_instructions()[0] if path in DERIVATION_PAGES])
+def test_break_it_instructions_make_the_check_fail(instruction, tmp_path):
+    """Doing what the page says (on a copy of the engine, or of the page's own code) makes
+    the page's own check fail with a gradient-check error (untouched, it passes:
+    test_worked_examples_run)."""
+    page_name, old = instruction.split(":", 1)
+    page = PAGES / page_name
+    new = next(n for p, o, n in _break_instructions()[0] if p == page and o == old)
+    [(where, number)] = _where_is(old, page)
+    engine = tmp_path / "tinyrnn"
+    shutil.copytree(ROOT / "tinyrnn", engine, ignore=shutil.ignore_patterns("__pycache__"))
+    check = "\n".join(body for section, info, body in _blocks(page)
+                      if info == "python" and section.startswith(RUNNABLE_SECTIONS))
+
+    def broken(text: str) -> str:
+        lines = text.splitlines()
+        lines[number] = lines[number].replace(_code(lines[number]), new)
+        return "\n".join(lines) + "\n"
+
+    if where == "(the page's own code)":
+        check = check.replace(_own_code(page), broken(_own_code(page)))
+        assert new in check, "the page's own code is not in its runnable sections"
+    else:
+        target = tmp_path / where
+        target.write_text(broken(target.read_text(encoding="utf-8")), encoding="utf-8")
+    env = dict(_env(), PYTHONPATH=str(tmp_path))
+    run = subprocess.run([sys.executable, "-c", check], cwd=tmp_path, env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert run.returncode != 0 and "AssertionError: gradient check failed" in run.stderr, (
+        f"{page_name}: changing `{old}` into `{new}` should fail the page's gradient check:\n"
+        + (run.stdout + run.stderr)[-3000:])
