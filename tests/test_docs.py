@@ -223,10 +223,11 @@ def test_worked_examples_run():
 # where OLD is the whole code of one line (indentation and comment aside) of the engine
 # (tinyrnn/) or of a class the page itself defines. Any other "change/replace `x`" phrasing is
 # refused, so an instruction cannot slip past the check.
-INSTRUCTION = re.compile(r"\bchange the line\s+`(?P<old>[^`]+)`(?P<where>[^`]*(?:`[^`]*`[^`]*)*?)"
+INSTRUCTION = re.compile(r"\bchange the line\s+`(?P<old>[^`]+)`(?P<where>(?:[^`]|`[^`]*`)*?)"
                          r"\binto\s+`(?P<new>[^`]+)`", re.I)
-OTHER_PHRASING = re.compile(
-    r"\b(?:change|replace|delete|remove|drop|break)\s+(?!the\s+line\s)(?:the\s+\w+\s+)?`", re.I)
+OTHER_PHRASING = re.compile(                # "change `x` ...", "drop the `x` term", "change it into `y`"
+    r"\b(?:change|replace|delete|remove|drop|break)\s+(?!the\s+line\s)(?:the\s+\w+\s+)?`"
+    r"|\b(?:change|replace)\s+(?!the\s+line\s)[^.`]{0,30}?\b(?:into|with)\s+`", re.I)
 TUTORIALS = ROOT / "tutorials"
 
 
@@ -283,15 +284,14 @@ def test_break_it_instructions_quote_lines_that_exist():
                        "(or of the page's own code), as written there:\n" + "\n".join(wrong))
 
 
-@pytest.mark.parametrize("instruction", [f"{path.relative_to(PAGES)}:{old}" for path, old, _
-                                         in _break_instructions()[0] if path in DERIVATION_PAGES])
-def test_break_it_instructions_make_the_check_fail(instruction, tmp_path):
+@pytest.mark.parametrize("page, old, new", [found for found in _break_instructions()[0]
+                                             if found[0] in DERIVATION_PAGES],
+                         ids=lambda value: value.name if isinstance(value, pathlib.Path) else value[:40])
+def test_break_it_instructions_make_the_check_fail(page, old, new, tmp_path):
     """Doing what the page says (on a copy of the engine, or of the page's own code) makes
     the page's own check fail with a gradient-check error (untouched, it passes:
     test_worked_examples_run)."""
-    page_name, old = instruction.split(":", 1)
-    page = PAGES / page_name
-    new = next(n for p, o, n in _break_instructions()[0] if p == page and o == old)
+    page_name = page.relative_to(PAGES)
     [(where, number)] = _where_is(old, page)
     engine = tmp_path / "tinyrnn"
     shutil.copytree(ROOT / "tinyrnn", engine, ignore=shutil.ignore_patterns("__pycache__"))
