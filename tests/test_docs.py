@@ -315,3 +315,76 @@ def test_break_it_instructions_make_the_check_fail(page, old, new, tmp_path):
     assert run.returncode != 0 and "AssertionError: gradient check failed" in run.stderr, (
         f"{page_name}: changing `{old}` into `{new}` should fail the page's gradient check:\n"
         + (run.stdout + run.stderr)[-3000:])
+
+
+# The API reference: the methods a student calls first are documented, ``compile``
+# names every string it accepts, and ``>>>`` examples render as code.
+API_METHODS = {"Sequential": ["compile", "add", "forward", "backward", "zero_grads", "get_weights",
+                              "count_params"],
+               "Layer": ["forward", "backward", "zero_grads", "get_weights", "count_params"]}
+
+
+def test_every_public_method_of_sequential_and_layer_has_a_docstring():
+    from tinyrnn.layers.base import Layer
+    from tinyrnn.models import Sequential
+
+    missing = []
+    for cls in (Sequential, Layer):
+        for name, member in vars(cls).items():
+            function = member.fget if isinstance(member, property) else member
+            if not name.startswith("_") and callable(function) and not (function.__doc__ or "").strip():
+                missing.append(f"{cls.__name__}.{name}")
+    assert not missing, f"public methods without a docstring: {missing}"
+    for cls, names in API_METHODS.items():
+        for name in names:
+            doc = getattr({"Sequential": Sequential, "Layer": Layer}[cls], name).__doc__
+            assert len(doc.split()) >= 8, f"{cls}.{name}: say what it does, its arguments and what it returns"
+
+
+def test_compile_lists_every_name_it_accepts():
+    from tinyrnn import losses, metrics, optimizers
+    from tinyrnn.models import Sequential
+
+    doc = Sequential.compile.__doc__
+    names = {"loss": losses.LOSSES, "optimizer": optimizers.OPTIMIZERS, "metrics": metrics.METRICS}
+    missing = [f"{what} {name!r}" for what, table in names.items() for name in table
+               if f'"{name}"' not in doc]
+    assert not missing, f"Sequential.compile's docstring does not list: {missing}"
+
+
+def test_api_examples_run():
+    """The ``Examples`` of the methods above run and print what they show (doctest)."""
+    import doctest
+
+    from tinyrnn import Sequential
+    from tinyrnn.layers import Dense, SimpleRNN
+    from tinyrnn.layers.base import Layer
+    from tinyrnn.losses import Huber
+    from tinyrnn.optimizers import SGD
+
+    model = Sequential([SimpleRNN(4, input_shape=[None, 1]), Dense(1)])
+    names = dict(Sequential=Sequential, SimpleRNN=SimpleRNN, Dense=Dense, Huber=Huber, SGD=SGD)
+    tests = [test for cls in (Sequential, Layer) for name in API_METHODS[cls.__name__]
+             for test in doctest.DocTestFinder().find(getattr(cls, name), f"{cls.__name__}.{name}",
+                                                      globs={**names, "model": model})
+             if test.examples]
+    assert len(tests) >= 4, [test.name for test in tests]
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    for test in tests:
+        runner.run(test)
+    assert runner.failures == 0, f"{runner.failures} docstring example(s) failed (see the output above)"
+
+
+def test_api_examples_render_as_code(site):
+    """No ``>>>`` reaches an API page as text (Markdown would make it nested quotes)."""
+    as_text = []
+    for page in (site / "api").glob("*/index.html"):
+        html = page.read_text(encoding="utf-8")
+        if "&gt;&gt;&gt;" in re.sub(r"<(pre|code)\b.*?</\1>", "", html, flags=re.S):
+            as_text.append(page.parent.name)
+    assert not as_text, f"'>>>' examples rendered as text (nested quotes) on {as_text}"
+    models = (site / "api" / "tinyrnn.models" / "index.html").read_text(encoding="utf-8")
+    assert models.count('<span class="gp">&gt;&gt;&gt; </span>') >= 6, "examples should be pycon code"
+    rendered = re.sub(r"<[^>]+>", "", re.sub(r"<pre\b.*?</pre>", "", models, flags=re.S))
+    for name in ("mean_absolute_error", "huber_loss", "last_time_step_mse", "sgd"):
+        assert f"&quot;{name}&quot;" in rendered or f'"{name}"' in rendered, f"compile's {name!r} not shown"

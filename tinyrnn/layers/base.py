@@ -83,9 +83,45 @@ class Layer:
         return self.forward(x, training=training)
 
     def forward(self, x, training: bool = False):
+        """The layer's output for one batch; every layer overrides it.
+
+        A subclass computes ``y`` and keeps what its backward pass needs with
+        ``self._remember(...)``, so that ``backward`` recomputes nothing.
+
+        Parameters
+        ----------
+        x : array, shape (B, ...)
+            A backend float array; the layer must be built (``__call__`` builds
+            it on the first input).
+        training : bool
+            ``True`` during ``fit``: dropout drops, BatchNormalization uses and
+            updates the batch statistics. ``False`` for inference.
+
+        Returns
+        -------
+        array, shape ``compute_output_shape(x.shape)``
+            The output ``y``.
+        """
         raise NotImplementedError
 
     def backward(self, dy):
+        """Backpropagate through the last ``forward``; every layer overrides it.
+
+        A subclass reads its cache with ``self._recall()`` (once: a second
+        ``backward`` without a new ``forward`` is an error, never stale data),
+        *adds* dL/dparam to ``self.grads[name]`` for every parameter (so
+        gradients accumulate until ``zero_grads``), and returns dL/dx.
+
+        Parameters
+        ----------
+        dy : array, shape like the output of ``forward``
+            dL/dy, the gradient arriving from the layer above.
+
+        Returns
+        -------
+        array, shape like the input of ``forward``
+            dL/dx, passed on to the layer below.
+        """
         raise NotImplementedError
 
     def _remember(self, cache) -> None:
@@ -103,6 +139,7 @@ class Layer:
         return cache
 
     def zero_grads(self) -> None:
+        """Set every gradient in ``grads`` to zero, in place (``backward`` adds to them)."""
         for g in self.grads.values():
             g[...] = 0
 
@@ -111,7 +148,18 @@ class Layer:
         return {**self.params, **self.state}
 
     def get_weights(self) -> list:
-        """Weights as NumPy arrays in Keras's ``get_weights()`` order."""
+        """The layer's weights, as Keras's ``layer.get_weights()``.
+
+        Returns
+        -------
+        list of numpy.ndarray
+            Copies on the host (whatever the backend), in the order of
+            ``weight_names`` and in Keras's shapes, trainable parameters and
+            non-trainable state alike (for example ``kernel`` (D, 4H),
+            ``recurrent_kernel`` (H, 4H), ``bias`` (4H,) for an LSTM). Empty for
+            a layer without weights or not built yet. ``set_weights`` takes
+            the same list back.
+        """
         weights = self._weight_dict()
         return [backend.to_numpy(weights[k]).copy() for k in self.weight_names if k in weights]
 
@@ -140,6 +188,15 @@ class Layer:
             target[...] = backend.xp.asarray(w, dtype=target.dtype)
 
     def count_params(self) -> int:
+        """Number of weights (trainable and not), as in Keras's ``count_params()``.
+
+        Examples
+        --------
+        >>> layer = Dense(4)
+        >>> layer.build((None, 3))
+        >>> layer.count_params()   # kernel (3, 4) and bias (4,)
+        16
+        """
         return int(sum(int(numpy.prod(w.shape)) for w in self._weight_dict().values()))
 
     def get_config(self) -> dict:
