@@ -12,6 +12,7 @@ also *looks* right in a browser with no network is checked by eye with
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import pathlib
 import re
@@ -388,3 +389,57 @@ def test_api_examples_render_as_code(site):
     rendered = re.sub(r"<[^>]+>", "", re.sub(r"<pre\b.*?</pre>", "", models, flags=re.S))
     for name in ("mean_absolute_error", "huber_loss", "last_time_step_mse", "sgd"):
         assert f"&quot;{name}&quot;" in rendered or f'"{name}"' in rendered, f"compile's {name!r} not shown"
+
+
+# The results page shows the figures of the measured chapter run (docs/chapter_figures.py).
+def _chapter_figures():
+    spec = importlib.util.spec_from_file_location("chapter_figures", DOCS / "chapter_figures.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _fake_run(folder: pathlib.Path, quick: bool) -> pathlib.Path:
+    """A chapter --out folder with two figures, as write_report lays it out."""
+    folder.mkdir()
+    command = "python -m tinyrnn chapter" + (" --quick" if quick else "")
+    (folder / "results.json").write_text(json.dumps({"command": command, "date": "2026-12-01", "quick": quick,
+                                                     "figures": ["a.png", "b.png"]}))
+    (folder / "report.md").write_text("# Report\n\n## Results\n\ntable\n\n## Figures\n\n"
+                                      "### Curve A\n\n![Curve A](a.png)\n\n"
+                                      "### Curve B\n\n![Curve B](b.png)\n\nWhat B shows.\n")
+    for name in ("a.png", "b.png"):
+        (folder / name).write_bytes(b"\x89PNG " + name.encode())
+    return folder
+
+
+def test_chapter_figures_are_copied_with_their_captions_and_command(tmp_path):
+    chapter_figures = _chapter_figures()
+    figures = tmp_path / "figures"
+    figures.mkdir()
+    (figures / "stale.png").write_bytes(b"an earlier run's figure")
+    manifest = chapter_figures.collect(_fake_run(tmp_path / "run", quick=False), figures)
+    assert sorted(p.name for p in figures.glob("*.png")) == ["a.png", "b.png"]
+    assert (figures / "b.png").read_bytes() == b"\x89PNG b.png"
+    assert manifest["figures"][1] == {"file": "b.png", "caption": "Curve B", "note": "What B shows."}
+    markdown = chapter_figures.figures_markdown(figures)
+    assert "Made by `python -m tinyrnn chapter` on 2026-12-01" in markdown
+    assert "### Curve A\n\n![Curve A](figures/a.png)" in markdown and "What B shows." in markdown
+    with pytest.raises(SystemExit, match="--quick run"):
+        chapter_figures.collect(_fake_run(tmp_path / "quick", quick=True), figures)
+    assert "No figures committed yet" in chapter_figures.figures_markdown(tmp_path / "none")
+
+
+def test_results_page_shows_the_committed_figures(site):
+    chapter_figures = _chapter_figures()
+    html = (site / "results" / "index.html").read_text(encoding="utf-8")
+    assert chapter_figures.MARKER not in html and "<h2 id=\"figures\">" in html
+    manifest = chapter_figures.FIGURES / chapter_figures.MANIFEST
+    if not manifest.exists():
+        assert "No figures committed yet" in html
+        assert not list(chapter_figures.FIGURES.glob("*.png")), "figures without figures.json"
+        return
+    listed = [figure["file"] for figure in json.loads(manifest.read_text())["figures"]]
+    assert sorted(listed) == sorted(p.name for p in chapter_figures.FIGURES.glob("*.png"))
+    for name in listed:
+        assert f'src="../figures/{name}"' in html and (site / "figures" / name).exists(), name
