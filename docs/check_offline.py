@@ -15,20 +15,25 @@ in a real browser:
    writes full-page screenshots, cut into slices of at most 1400 pixels:
    ``OUT/<page>-1.png``, ``OUT/<page>-2.png``, ... Look at them: every equation
    should be typeset (fractions, sub- and superscripts, aligned rows), with no
-   raw TeX such as ``\\(`` or ``\\begin``.
+   raw TeX such as ``\\(`` or ``\\begin``;
+4. lists the display equations wider than the text column in a 1280-pixel
+   window (they scroll sideways; break them into aligned rows).
 
 Needs Chromium (``apt-get install -y chromium``), ``unshare`` (util-linux;
 root, or unprivileged user namespaces for ``unshare -rn``), Pillow (installed
 with matplotlib) and the ``docs`` extra. Exit status 0 when every page loaded
-nothing from the network; the screenshots are for your eyes.
+nothing from the network and has no equation wider than its text; the
+screenshots are for your eyes.
 """
 
 from __future__ import annotations
 
 import argparse
+import html as html_module
 import json
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -37,7 +42,20 @@ import tempfile
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PAGES = ["bptt", "cells/lstm", "cells/gru"]
 SHOTS = pathlib.Path(tempfile.gettempdir()) / "tinyrnn_offline"
-WIDTH, TALLEST_PAGE, SLICE = 1100, 16000, 1400
+WIDTH, TALLEST_PAGE, SLICE = 1280, 16000, 1400      # a laptop's window: both side bars shown
+# Run in the page once it has loaded: the display equations wider than the text column
+# (they scroll, and would be cut off without it), written into the DOM for --dump-dom.
+MEASURE_WIDE_EQUATIONS = """<script>
+addEventListener("load", () => {
+  const wide = [...document.querySelectorAll(".math-display")]
+    .filter(box => box.scrollWidth > box.clientWidth + 1)
+    .map(box => `${box.scrollWidth} px > ${box.clientWidth} px: ${box.textContent.slice(0, 60)}`);
+  const out = document.createElement("pre");
+  out.id = "wide-equations";
+  out.textContent = JSON.stringify(wide);
+  document.body.append(out);
+});
+</script>"""
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
     "--run-all-compositor-stages-before-draw", "--virtual-time-budget=5000",
@@ -110,8 +128,26 @@ def save_slices(screenshot: pathlib.Path, out: pathlib.Path, name: str) -> list[
     return slices
 
 
+def wide_equations(html: pathlib.Path, browser: list[str]) -> list[str]:
+    """The page's display equations wider than its text column, measured in the browser
+    (on a copy of the page with a measuring script, next to the original)."""
+    probe = html.with_name("_measure.html")
+    probe.write_text(html.read_text(encoding="utf-8").replace("</body>", MEASURE_WIDE_EQUATIONS + "</body>"),
+                     encoding="utf-8")
+    try:
+        dom = subprocess.run([*browser, "--dump-dom", probe.as_uri()], capture_output=True, text=True,
+                             timeout=300, check=True).stdout
+    finally:
+        probe.unlink()
+    found = re.search(r'<pre id="wide-equations">(.*?)</pre>', dom, re.S)
+    if not found:
+        sys.exit(f"{html}: the measuring script did not run")
+    return json.loads(html_module.unescape(found.group(1)))
+
+
 def check_page(site: pathlib.Path, page: str, out: pathlib.Path, browser: list[str]) -> list[str]:
-    """Screenshot one page offline; returns the URLs it requested (none when it reads offline)."""
+    """Screenshot one page offline; returns its problems: the URLs it requested and the
+    equations wider than the text column (none when it reads well offline)."""
     html = site / page / "index.html"
     if not html.exists():
         sys.exit(f"{html} does not exist: is {page!r} a page of the site (path without .md)?")
@@ -119,12 +155,14 @@ def check_page(site: pathlib.Path, page: str, out: pathlib.Path, browser: list[s
     with tempfile.TemporaryDirectory() as tmp:
         shot, net_log = pathlib.Path(tmp) / "page.png", pathlib.Path(tmp) / "net.json"
         subprocess.run([*browser, f"--screenshot={shot}", f"--log-net-log={net_log}", html.as_uri()],
-                       capture_output=True, timeout=120, check=True)
+                       capture_output=True, timeout=300, check=True)
         slices = save_slices(shot, out, name)
         urls = requested_urls(net_log)
+    wide = wide_equations(html, browser)
     print(f"{page}: {len(slices)} screenshot(s) {slices[0].parent}/{name}-*.png; "
-          f"{'requested ' + ', '.join(urls) if urls else 'no network request'}")
-    return urls
+          f"{'requested ' + ', '.join(urls) if urls else 'no network request'}; "
+          f"{len(wide)} display equation(s) wider than the text column at {WIDTH} px")
+    return [f"requested {url}" for url in urls] + [f"wider than the text: {line}" for line in wide]
 
 
 def main(argv=None) -> int:
@@ -143,9 +181,10 @@ def main(argv=None) -> int:
         if site is None:
             site = pathlib.Path(tmp) / "site"
             build_site(site)
-        online = {page: urls for page in args.pages if (urls := check_page(site, page, args.out, browser))}
-    if online:
-        print("pages that need the network:", json.dumps(online, indent=2))
+        found = {page: check_page(site, page, args.out, browser) for page in args.pages}
+    problems = {page: lines for page, lines in found.items() if lines}
+    if problems:
+        print("pages that need the network or have equations too wide:", json.dumps(problems, indent=2))
         return 1
     return 0
 

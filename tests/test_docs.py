@@ -12,9 +12,11 @@ also *looks* right in a browser with no network is checked by eye with
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import pathlib
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -214,3 +216,230 @@ def test_worked_examples_run():
     run = subprocess.run([sys.executable, "-c", runner], cwd=ROOT, env=_env(), capture_output=True,
                          text=True, timeout=600)
     assert run.returncode == 0, "examples in the docs failed:\n" + (run.stdout + run.stderr)[-6000:]
+
+
+# "Break it" instructions. The convention (stated on the gradient-check page): a page or
+# tutorial that asks the reader to break code writes
+#     change the line `OLD` ... into `NEW`
+# where OLD is the whole code of one line (indentation and comment aside) of the engine
+# (tinyrnn/) or of a class the page itself defines. Any other "change/replace `x`" phrasing is
+# refused, so an instruction cannot slip past the check.
+INSTRUCTION = re.compile(r"\bchange the line\s+`(?P<old>[^`]+)`(?P<where>(?:[^`]|`[^`]*`)*?)"
+                         r"\binto\s+`(?P<new>[^`]+)`", re.I)
+OTHER_PHRASING = re.compile(                # "change `x` ...", "drop the `x` term", "change it into `y`"
+    r"\b(?:change|replace|delete|remove|drop|break)\s+(?!the\s+line\s)(?:the\s+\w+\s+)?`"
+    r"|\b(?:change|replace)\s+(?!the\s+line\s)[^.`]{0,30}?\b(?:into|with)\s+`", re.I)
+TUTORIALS = ROOT / "tutorials"
+
+
+def _code(line: str) -> str:
+    """A source line's code: no indentation, no trailing comment, single spaces."""
+    return " ".join(re.sub(r"(^|\s)#.*$", "", line).split())
+
+
+def _prose(path: pathlib.Path) -> str:
+    """The reader's text of a page (fenced code removed) or of a jupytext tutorial (its comments)."""
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".py":
+        comments = [line.lstrip() for line in text.splitlines() if line.lstrip().startswith("#")]
+        return "\n".join(line[1:].strip() for line in comments)
+    return FENCE.sub("", text)
+
+
+def _own_code(path: pathlib.Path) -> str:
+    if path.suffix == ".py":
+        return path.read_text(encoding="utf-8")
+    return "\n".join(body for _, info, body in _blocks(path) if info == "python")
+
+
+def _break_instructions():
+    """(page, old, new) for every instruction, and the phrasings that break the convention."""
+    found, unconventional = [], []
+    for path in [*sorted(PAGES.rglob("*.md")), *sorted(TUTORIALS.glob("*.py"))]:
+        prose = " ".join(_prose(path).split())
+        for match in INSTRUCTION.finditer(prose):
+            found.append((path, " ".join(match["old"].split()), " ".join(match["new"].split())))
+        unconventional += [f"{path.relative_to(ROOT)}: ...{prose[m.start():m.end() + 60]}..."
+                           for m in OTHER_PHRASING.finditer(prose)]
+    return found, unconventional
+
+
+def _where_is(old: str, page: pathlib.Path) -> list[tuple[str, int]]:
+    """(file, line number) of every line whose code is ``old``: in tinyrnn/ or the page's own code."""
+    sources = {str(path.relative_to(ROOT)): path.read_text(encoding="utf-8")
+               for path in (ROOT / "tinyrnn").rglob("*.py")}
+    sources["(the page's own code)"] = _own_code(page)
+    return [(name, i) for name, text in sources.items()
+            for i, line in enumerate(text.splitlines()) if _code(line) == old]
+
+
+def test_break_it_instructions_quote_lines_that_exist():
+    found, unconventional = _break_instructions()
+    assert not unconventional, ("write an instruction to break code as \"change the line `OLD` into `NEW`\" "
+                                "(OLD a whole line of the code):\n" + "\n".join(unconventional))
+    pages = {path.relative_to(ROOT).as_posix() for path, _, _ in found}
+    assert {"docs/pages/cells/lstm.md", "docs/pages/cells/custom-cell.md"} <= pages, pages
+    wrong = [f"{path.relative_to(ROOT)}: `{old}` is in {len(where)} places {where}"
+             for path, old, _ in found if len(where := _where_is(old, path)) != 1]
+    assert not wrong, ("a 'change the line' instruction must quote exactly one line of the engine "
+                       "(or of the page's own code), as written there:\n" + "\n".join(wrong))
+
+
+@pytest.mark.parametrize("page, old, new", [found for found in _break_instructions()[0]
+                                             if found[0] in DERIVATION_PAGES],
+                         ids=lambda value: value.name if isinstance(value, pathlib.Path) else value[:40])
+def test_break_it_instructions_make_the_check_fail(page, old, new, tmp_path):
+    """Doing what the page says (on a copy of the engine, or of the page's own code) makes
+    the page's own check fail with a gradient-check error (untouched, it passes:
+    test_worked_examples_run)."""
+    page_name = page.relative_to(PAGES)
+    [(where, number)] = _where_is(old, page)
+    engine = tmp_path / "tinyrnn"
+    shutil.copytree(ROOT / "tinyrnn", engine, ignore=shutil.ignore_patterns("__pycache__"))
+    check = "\n".join(body for section, info, body in _blocks(page)
+                      if info == "python" and section.startswith(RUNNABLE_SECTIONS))
+
+    def broken(text: str) -> str:
+        lines = text.splitlines()
+        lines[number] = lines[number].replace(_code(lines[number]), new)
+        return "\n".join(lines) + "\n"
+
+    if where == "(the page's own code)":
+        check = check.replace(_own_code(page), broken(_own_code(page)))
+        assert new in check, "the page's own code is not in its runnable sections"
+    else:
+        target = tmp_path / where
+        target.write_text(broken(target.read_text(encoding="utf-8")), encoding="utf-8")
+    env = dict(_env(), PYTHONPATH=str(tmp_path))
+    run = subprocess.run([sys.executable, "-c", check], cwd=tmp_path, env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert run.returncode != 0 and "AssertionError: gradient check failed" in run.stderr, (
+        f"{page_name}: changing `{old}` into `{new}` should fail the page's gradient check:\n"
+        + (run.stdout + run.stderr)[-3000:])
+
+
+# The API reference: the methods a student calls first are documented, ``compile``
+# names every string it accepts, and ``>>>`` examples render as code.
+API_METHODS = {"Sequential": ["compile", "add", "forward", "backward", "zero_grads", "get_weights",
+                              "count_params"],
+               "Layer": ["forward", "backward", "zero_grads", "get_weights", "count_params"]}
+
+
+def test_every_public_method_of_sequential_and_layer_has_a_docstring():
+    from tinyrnn.layers.base import Layer
+    from tinyrnn.models import Sequential
+
+    missing = []
+    for cls in (Sequential, Layer):
+        for name, member in vars(cls).items():
+            function = member.fget if isinstance(member, property) else member
+            if not name.startswith("_") and callable(function) and not (function.__doc__ or "").strip():
+                missing.append(f"{cls.__name__}.{name}")
+    assert not missing, f"public methods without a docstring: {missing}"
+    for cls, names in API_METHODS.items():
+        for name in names:
+            doc = getattr({"Sequential": Sequential, "Layer": Layer}[cls], name).__doc__
+            assert len(doc.split()) >= 8, f"{cls}.{name}: say what it does, its arguments and what it returns"
+
+
+def test_compile_lists_every_name_it_accepts():
+    from tinyrnn import losses, metrics, optimizers
+    from tinyrnn.models import Sequential
+
+    doc = Sequential.compile.__doc__
+    names = {"loss": losses.LOSSES, "optimizer": optimizers.OPTIMIZERS, "metrics": metrics.METRICS}
+    missing = [f"{what} {name!r}" for what, table in names.items() for name in table
+               if f'"{name}"' not in doc]
+    assert not missing, f"Sequential.compile's docstring does not list: {missing}"
+
+
+def test_api_examples_run():
+    """The ``Examples`` of the methods above run and print what they show (doctest)."""
+    import doctest
+
+    from tinyrnn import Sequential
+    from tinyrnn.layers import Dense, SimpleRNN
+    from tinyrnn.layers.base import Layer
+    from tinyrnn.losses import Huber
+    from tinyrnn.optimizers import SGD
+
+    model = Sequential([SimpleRNN(4, input_shape=[None, 1]), Dense(1)])
+    names = dict(Sequential=Sequential, SimpleRNN=SimpleRNN, Dense=Dense, Huber=Huber, SGD=SGD)
+    tests = [test for cls in (Sequential, Layer) for name in API_METHODS[cls.__name__]
+             for test in doctest.DocTestFinder().find(getattr(cls, name), f"{cls.__name__}.{name}",
+                                                      globs={**names, "model": model})
+             if test.examples]
+    assert len(tests) >= 4, [test.name for test in tests]
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    for test in tests:
+        runner.run(test)
+    assert runner.failures == 0, f"{runner.failures} docstring example(s) failed (see the output above)"
+
+
+def test_api_examples_render_as_code(site):
+    """No ``>>>`` reaches an API page as text (Markdown would make it nested quotes)."""
+    as_text = []
+    for page in (site / "api").glob("*/index.html"):
+        html = page.read_text(encoding="utf-8")
+        if "&gt;&gt;&gt;" in re.sub(r"<(pre|code)\b.*?</\1>", "", html, flags=re.S):
+            as_text.append(page.parent.name)
+    assert not as_text, f"'>>>' examples rendered as text (nested quotes) on {as_text}"
+    models = (site / "api" / "tinyrnn.models" / "index.html").read_text(encoding="utf-8")
+    assert models.count('<span class="gp">&gt;&gt;&gt; </span>') >= 6, "examples should be pycon code"
+    rendered = re.sub(r"<[^>]+>", "", re.sub(r"<pre\b.*?</pre>", "", models, flags=re.S))
+    for name in ("mean_absolute_error", "huber_loss", "last_time_step_mse", "sgd"):
+        assert f"&quot;{name}&quot;" in rendered or f'"{name}"' in rendered, f"compile's {name!r} not shown"
+
+
+# The results page shows the figures of the measured chapter run (docs/chapter_figures.py).
+def _chapter_figures():
+    spec = importlib.util.spec_from_file_location("chapter_figures", DOCS / "chapter_figures.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _fake_run(folder: pathlib.Path, quick: bool) -> pathlib.Path:
+    """A chapter --out folder with two figures, as write_report lays it out."""
+    folder.mkdir()
+    command = "python -m tinyrnn chapter" + (" --quick" if quick else "")
+    (folder / "results.json").write_text(json.dumps({"command": command, "date": "2026-12-01", "quick": quick,
+                                                     "figures": ["a.png", "b.png"]}))
+    (folder / "report.md").write_text("# Report\n\n## Results\n\ntable\n\n## Figures\n\n"
+                                      "### Curve A\n\n![Curve A](a.png)\n\n"
+                                      "### Curve B\n\n![Curve B](b.png)\n\nWhat B shows.\n")
+    for name in ("a.png", "b.png"):
+        (folder / name).write_bytes(b"\x89PNG " + name.encode())
+    return folder
+
+
+def test_chapter_figures_are_copied_with_their_captions_and_command(tmp_path):
+    chapter_figures = _chapter_figures()
+    figures = tmp_path / "figures"
+    figures.mkdir()
+    (figures / "stale.png").write_bytes(b"an earlier run's figure")
+    manifest = chapter_figures.collect(_fake_run(tmp_path / "run", quick=False), figures)
+    assert sorted(p.name for p in figures.glob("*.png")) == ["a.png", "b.png"]
+    assert (figures / "b.png").read_bytes() == b"\x89PNG b.png"
+    assert manifest["figures"][1] == {"file": "b.png", "caption": "Curve B", "note": "What B shows."}
+    markdown = chapter_figures.figures_markdown(figures)
+    assert "Made by `python -m tinyrnn chapter` on 2026-12-01" in markdown
+    assert "### Curve A\n\n![Curve A](figures/a.png)" in markdown and "What B shows." in markdown
+    with pytest.raises(SystemExit, match="--quick run"):
+        chapter_figures.collect(_fake_run(tmp_path / "quick", quick=True), figures)
+    assert "No figures committed yet" in chapter_figures.figures_markdown(tmp_path / "none")
+
+
+def test_results_page_shows_the_committed_figures(site):
+    chapter_figures = _chapter_figures()
+    html = (site / "results" / "index.html").read_text(encoding="utf-8")
+    assert chapter_figures.MARKER not in html and "<h2 id=\"figures\">" in html
+    manifest = chapter_figures.FIGURES / chapter_figures.MANIFEST
+    if not manifest.exists():
+        assert "No figures committed yet" in html
+        assert not list(chapter_figures.FIGURES.glob("*.png")), "figures without figures.json"
+        return
+    listed = [figure["file"] for figure in json.loads(manifest.read_text())["figures"]]
+    assert sorted(listed) == sorted(p.name for p in chapter_figures.FIGURES.glob("*.png"))
+    for name in listed:
+        assert f'src="../figures/{name}"' in html and (site / "figures" / name).exists(), name

@@ -63,6 +63,8 @@ The functions, from the most to the least convenient:
 PyTorch is imported only inside the functions that return or read torch
 objects, so ``import tinyrnn.interop`` works without it.
 
+Examples
+--------
 >>> lstm = LSTM(4, return_sequences=True); lstm.build((None, None, 3))
 >>> torch_lstm = to_torch_module(lstm)          # nn.LSTM(3, 4, batch_first=True)
 >>> y_torch, (h_n, c_n) = torch_lstm(torch.from_numpy(x))

@@ -204,7 +204,7 @@ class Model(Layer):
                 state[k][...] = v
 
     def zero_grads(self) -> None:
-        """Set every gradient of every layer to zero (``train_step`` does it before backward)."""
+        """Set every layer's gradients to zero (``backward`` adds to them)."""
         for owner in parameter_owners(self.layers):
             for g in owner.grads.values():
                 g[...] = 0
@@ -225,7 +225,43 @@ class Model(Layer):
 
     # --- Keras API ----------------------------------------------------------------
     def compile(self, loss="mse", optimizer="adam", metrics=None) -> None:
-        """Choose the loss (one for every output, or a list: one per output), the optimizer, metrics."""
+        """Choose the loss, the optimizer and the metrics ``fit`` and ``evaluate`` report.
+
+        Names are case-insensitive, as in Keras.
+
+        Parameters
+        ----------
+        loss : str or Loss or function, or a list of them (one per output)
+            ``"mse"`` or ``"mean_squared_error"`` (``MeanSquaredError``),
+            ``"mae"`` or ``"mean_absolute_error"`` (``MeanAbsoluteError``),
+            ``"huber"`` or ``"huber_loss"`` (``Huber``, delta 1), Keras's
+            functions ``losses.mean_squared_error`` / ``mean_absolute_error``, or
+            a ``Loss`` instance such as ``Huber(delta=2.0)``. A model with several
+            outputs takes one loss for all of them or a list; their sum is trained.
+        optimizer : str or Optimizer or dict
+            ``"adam"`` (``Adam()``: learning rate 0.001) or ``"sgd"`` (``SGD()``:
+            learning rate 0.01, no momentum), an ``Optimizer`` instance such as
+            ``SGD(learning_rate=0.005, momentum=0.9, clipnorm=1.0)``, or a saved
+            ``{"class_name": ..., "config": {...}}``.
+        metrics : list, optional
+            Each entry ``"mse"`` or ``"mean_squared_error"`` (reported as
+            ``mse``), ``"mae"`` or ``"mean_absolute_error"`` (reported as
+            ``mae``), ``"last_time_step_mse"`` (the course's MSE of the last
+            time step only), or a function ``fn(y_true, y_pred)`` returning one
+            value per sample (reported under its ``__name__``).
+
+        Raises
+        ------
+        ValueError
+            For a name not in these lists (the message lists the accepted ones).
+        TypeError
+            For ``metrics`` that is not a list, or an entry of the wrong kind.
+
+        Examples
+        --------
+        >>> model.compile(loss="mse", optimizer="adam", metrics=["mae"])
+        >>> model.compile(loss=Huber(delta=2.0), optimizer=SGD(learning_rate=0.005, momentum=0.9))
+        """
         self.loss = [losses.get(fn) for fn in loss] if isinstance(loss, (list, tuple)) else losses.get(loss)
         self.optimizer = optimizers.get(optimizer)
         if metrics is not None and not isinstance(metrics, (list, tuple)):
@@ -387,6 +423,8 @@ class Model(Layer):
 class Sequential(Model):
     """A linear stack of layers, used as in Keras.
 
+    Examples
+    --------
     >>> model = Sequential([SimpleRNN(20, return_sequences=True, input_shape=[None, 1]),
     ...                     SimpleRNN(20), Dense(1)])
     >>> model.compile(loss="mse", optimizer="adam")
@@ -401,6 +439,28 @@ class Sequential(Model):
 
     # --- structure ------------------------------------------------------------
     def add(self, layer) -> None:
+        """Append a layer to the stack, as Keras's ``model.add``.
+
+        Parameters
+        ----------
+        layer : Layer
+            Any tinyrnn layer. The first layer's ``input_shape`` (or a leading
+            ``InputLayer``) becomes the model's input shape; an ``InputLayer``
+            anywhere else is refused.
+
+        Raises
+        ------
+        TypeError
+            If ``layer`` is not a ``Layer`` (a class instead of an instance, say).
+        ValueError
+            If an ``InputLayer`` comes after other layers.
+
+        Examples
+        --------
+        >>> model = Sequential()
+        >>> model.add(SimpleRNN(20, input_shape=[None, 1]))
+        >>> model.add(Dense(1))
+        """
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential.add expects a Layer, got {type(layer).__name__}")
         if isinstance(layer, InputLayer) or (not self.layers and layer.input_shape is not None):
@@ -416,7 +476,7 @@ class Sequential(Model):
 
     @built.setter
     def built(self, value) -> None:
-        """A chain is built when all its layers are: nothing to set."""
+        """Whether every layer has its weights (``build``, or a first ``fit``/``predict``, makes them)."""
 
     def build(self, input_shape=None) -> None:
         """Build every layer, threading the output shape of each into the next."""
@@ -442,11 +502,43 @@ class Sequential(Model):
 
     # --- the algorithm, one batch: a chain, nothing recorded -------------------------
     def forward(self, x, training: bool = False):
+        """Run every layer in order on one batch, keeping what ``backward`` needs.
+
+        Parameters
+        ----------
+        x : array, shape (B, ...)
+            A backend float array (``predict`` and ``fit`` convert and check
+            their data first); the model must be built.
+        training : bool
+            ``True`` turns dropout on and makes BatchNormalization use (and
+            update) the batch statistics, as during ``fit``.
+
+        Returns
+        -------
+        array, shape (B, ...)
+            The last layer's output, ``y_pred``.
+        """
         for layer in self.layers:
             x = layer.forward(x, training=training)
         return x
 
     def backward(self, dy):
+        """Backpropagate ``dy`` through the layers in reverse order.
+
+        Each layer *adds* its parameter gradients to ``layer.grads`` (call
+        ``zero_grads`` first for one batch's gradient) and consumes the cache of
+        its last ``forward``: one ``backward`` per ``forward``.
+
+        Parameters
+        ----------
+        dy : array, shape like the output of ``forward``
+            dL/dy_pred, for example ``model.loss.gradient(y, y_pred)``.
+
+        Returns
+        -------
+        array, shape (B, ...) like the input
+            dL/dx, the gradient with respect to the model's input.
+        """
         for layer in reversed(self.layers):
             dy = layer.backward(dy)
         return dy
@@ -521,6 +613,17 @@ class Sequential(Model):
         )
 
     def get_weights(self) -> list:
+        """Every layer's weights, in order, as Keras's ``model.get_weights()``.
+
+        Returns
+        -------
+        list of numpy.ndarray
+            Copies (on the host, whatever the backend), layer after layer, each
+            layer's in Keras's order and shapes (for example ``kernel``,
+            ``recurrent_kernel``, ``bias`` for a recurrent layer), including
+            non-trainable weights (BatchNormalization's moving statistics).
+            ``set_weights`` takes the same list back.
+        """
         return [w for layer in self.layers for w in layer.get_weights()]
 
     def set_weights(self, weights) -> None:

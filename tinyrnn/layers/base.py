@@ -185,7 +185,27 @@ class Layer:
             self.built = True
 
     def forward(self, x, training: bool = False):
-        """``y = layer(x)`` on arrays; the default runs ``call()`` and records it for ``backward``."""
+        """The layer's output for one batch.
+
+        A built-in layer computes ``y`` and keeps what its backward pass needs
+        with ``self._remember(...)``, so that ``backward`` recomputes nothing. The
+        default (a layer written the Keras way, with ``call()`` only) runs ``call``
+        on ``Value``s and keeps the record for ``backward``.
+
+        Parameters
+        ----------
+        x : array, shape (B, ...), or a list of arrays for a layer with several inputs
+            Backend float arrays; the layer must be built (``__call__`` builds
+            it on the first input).
+        training : bool
+            ``True`` during ``fit``: dropout drops, BatchNormalization uses and
+            updates the batch statistics. ``False`` for inference.
+
+        Returns
+        -------
+        array, shape ``compute_output_shape(x.shape)``
+            The output ``y``.
+        """
         if not self.records_call():
             raise NotImplementedError(
                 f"{type(self).__name__} needs call(inputs) (its backward is then recorded), or "
@@ -198,7 +218,24 @@ class Layer:
         return graph.map_structure(lambda v: v.data, outputs)
 
     def backward(self, dy):
-        """dL/dx from dL/dy; the default walks the record of the last ``forward``'s ``call()``."""
+        """Backpropagate through the last ``forward``.
+
+        A built-in layer reads its cache with ``self._recall()`` (once: a second
+        ``backward`` without a new ``forward`` is an error, never stale data),
+        *adds* dL/dparam to ``self.grads[name]`` for every parameter (so
+        gradients accumulate until ``zero_grads``), and returns dL/dx. The
+        default walks the record of ``call()`` in reverse (``tinyrnn.graph``).
+
+        Parameters
+        ----------
+        dy : array, shape like the output of ``forward``
+            dL/dy, the gradient arriving from the layer above.
+
+        Returns
+        -------
+        array, shape like the input of ``forward``
+            dL/dx, passed on to the layer below.
+        """
         if not self.records_call():
             raise NotImplementedError(f"{type(self).__name__} has no backward(dy) and no call()")
         inputs, outputs = self._recall()
@@ -281,8 +318,18 @@ class Layer:
         return {**self.params, **self.state}
 
     def get_weights(self) -> list:
-        """Weights as NumPy arrays in Keras's ``get_weights()`` order: this layer's own
-        (``weight_names``), then those of the layers it holds."""
+        """The layer's weights, as Keras's ``layer.get_weights()``.
+
+        Returns
+        -------
+        list of numpy.ndarray
+            Copies on the host (whatever the backend), this layer's own in the
+            order of ``weight_names`` and in Keras's shapes, trainable parameters
+            and non-trainable state alike (for example ``kernel`` (D, 4H),
+            ``recurrent_kernel`` (H, 4H), ``bias`` (4H,) for an LSTM), then those
+            of the layers it holds. Empty for a layer without weights or not built
+            yet. ``set_weights`` takes the same list back.
+        """
         return [backend.to_numpy(w).copy() for owner in parameter_owners([self]) for w in _own_weights(owner)]
 
     def set_weights(self, weights) -> None:
@@ -309,7 +356,15 @@ class Layer:
             target[...] = backend.xp.asarray(w, dtype=target.dtype)
 
     def count_params(self) -> int:
-        """The number of weights (trainable or not) of this layer and the layers it holds."""
+        """Number of weights (trainable and not) of this layer and the layers it holds, as Keras's.
+
+        Examples
+        --------
+        >>> layer = Dense(4)
+        >>> layer.build((None, 3))
+        >>> layer.count_params()   # kernel (3, 4) and bias (4,)
+        16
+        """
         return int(sum(int(numpy.prod(w.shape)) for owner in parameter_owners([self])
                        for w in _own_weights(owner)))
 

@@ -208,6 +208,8 @@ class Conv1D(Layer):
     Unlike Keras (whose TensorFlow kernels refuse it), strides > 1 together with
     dilation_rate > 1 is allowed: the equation above covers it.
 
+    Examples
+    --------
     >>> wavenet = [Conv1D(20, 2, padding="causal", activation="relu", dilation_rate=r)
     ...            for r in (1, 2, 4, 8) * 2] + [Conv1D(10, 1)]
     """
