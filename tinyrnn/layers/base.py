@@ -92,7 +92,7 @@ class Layer:
     @classmethod
     def argument_names(cls) -> list:
         """The keyword arguments the constructor accepts (named in a misspelling's error)."""
-        return [n for n in constructor_arguments(cls) if n != "unexpected"]
+        return constructor_arguments(cls)
 
     # --- building ---------------------------------------------------------
     def build(self, input_shape) -> None:
