@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy
 import pytest
-from helpers import randomize_params
+from helpers import DATA, randomize_params
 
 from tinyrnn import backend, gradcheck, seeding
 from tinyrnn.layers import LSTM, RNN, Dense, SimpleRNN, SimpleRNNCell
@@ -135,3 +135,60 @@ def test_a_correct_backward_passes_whatever_the_seed():
     w = report.worst
     assert abs(w.analytic - w.numeric) < 1e-11                 # they agree to rounding...
     report.assert_ok(1e-7)                                     # ...and the floor keeps rounding out
+
+
+# --- the printed report: its tolerance and its verdict ------------------------------------------------
+
+
+def test_report_states_its_tolerance_and_pass():
+    report = gradcheck(rnn_of(SimpleRNNCell(H)), inputs())
+    lines = str(report).splitlines()
+    assert "result" in lines[0]
+    assert all(line.endswith("PASS") for line in lines[1:-1]) and len(lines) == len(report.checks) + 2
+    assert lines[-1].startswith(f"PASS: all {len(report.checks)} arrays within the tolerance 1e-07")
+    assert report.tolerance == 1e-7 and report.passed()
+
+
+def test_report_states_fail_and_the_rows_that_fail():
+    layer = rnn_of(DoublesTheRecurrentGradientCell(H))
+    text = str(gradcheck(layer, inputs()))
+    rows = {line.split()[0]: line.split()[-1] for line in text.splitlines()[1:-1]}
+    assert rows == {"input": "PASS", f"{layer.name}/kernel": "PASS", f"{layer.name}/recurrent_kernel": "FAIL",
+                    f"{layer.name}/bias": "PASS"}
+    assert text.splitlines()[-1].startswith(f"FAIL: 1 of 4 arrays above the tolerance 1e-07 (worst "
+                                            f"{layer.name}/recurrent_kernel")
+
+
+def test_the_tolerance_given_is_the_one_stated_and_applied():
+    report = gradcheck(rnn_of(SimpleRNNCell(H)), inputs(), tolerance=1e-30)    # no check is that exact
+    assert not report.passed() and "FAIL" in str(report) and "tolerance 1e-30" in str(report)
+    assert report.passed(1e-7) and "tolerance 1e-07" in report.format(1e-7)
+    with pytest.raises(AssertionError, match="> 1e-30"):
+        report.assert_ok()
+
+
+def test_large_weights_pass_high_derivatives_are_not_a_failure():
+    # Saturated units (large weights, as after training) have large high derivatives: one Richardson
+    # step leaves ~2e-7 of eps^4 truncation error here (a false FAIL), two steps ~2e-10.
+    layer = rnn_of(SimpleRNNCell(H), seed=1)
+    for value in layer.params.values():
+        value *= 6.0
+    x = numpy.random.default_rng(2).normal(size=(B, T, D))
+    gradcheck(layer, x).assert_ok(1e-8)
+
+
+def test_the_readme_example_passes_on_its_trained_weights():
+    # README's python block trains in float32 for 20 epochs, then prints this check: the weights it
+    # trains are in tests/data (made by tests/data/make_readme_model_weights.py).
+    models, data = pytest.importorskip("tinyrnn.models"), pytest.importorskip("tinyrnn.data")
+    model = models.Sequential([SimpleRNN(20, return_sequences=True, input_shape=[None, 1]),
+                               SimpleRNN(20), Dense(1)])
+    model.build()
+    weights = numpy.load(DATA / "readme_model_weights.npz")
+    model.set_weights([weights[f"w{i}"] for i in range(len(weights.files))])
+    assert all(w.dtype == numpy.float32 for w in model.get_weights())
+    x = data.load_course_data("one_step")["valid"][0][:2].astype("float64")
+    report = gradcheck(model, x)
+    text = str(report)
+    assert "tolerance 1e-07" in text and text.splitlines()[-1].startswith("PASS: all 9 arrays")
+    assert report.passed()

@@ -80,6 +80,27 @@ def test_huber_gradient_checked_on_both_sides_of_delta(delta):
     numpy.testing.assert_allclose(grad[outside], delta * numpy.sign(e[outside]), rtol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("loss", [losses.MeanAbsoluteError(), losses.MeanSquaredError(), losses.Huber()],
+                         ids=["mae", "mse", "huber"])
+def test_gradient_is_zero_where_the_error_is_exactly_zero(loss, dtype):
+    # MAE's |e| has a kink at 0: Keras's autodiff (sign(0) = 0) gives 0 there, so a prediction that is
+    # already right is not pushed; MSE and Huber are 0 there by their formulas.
+    rng = numpy.random.default_rng(3)
+    y_true = rng.normal(size=SHAPE).astype(dtype)
+    y_pred = y_true + rng.normal(size=SHAPE).astype(dtype)
+    exact = numpy.zeros(SHAPE, bool)
+    exact[0, :2, 0] = exact[1, 3] = True                         # some entries predicted exactly
+    y_pred[exact] = y_true[exact]
+    grad = host(loss.gradient(arr(y_true, dtype), arr(y_pred, dtype)))
+    assert grad.dtype == dtype
+    assert (grad[exact] == 0).all(), f"nonzero gradient at zero error: {grad[exact]}"
+    assert (grad[~exact] != 0).all()
+    if isinstance(loss, losses.MeanAbsoluteError):
+        expected = numpy.sign(y_pred - y_true) / grad.size
+        numpy.testing.assert_allclose(grad[~exact], expected[~exact], rtol=1e-6)
+
+
 def test_values_by_hand():
     y_true = arr([[0.0, 1.0], [2.0, -1.0]])
     y_pred = arr([[0.5, 3.0], [2.0, -4.0]])  # errors 0.5, 2, 0, -3

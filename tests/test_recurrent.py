@@ -26,8 +26,10 @@ from tinyrnn.layers import (
     RNNCell,
     SimpleRNN,
     SimpleRNNCell,
+    recurrent,
 )
 from tinyrnn.layers.core import dropout_mask
+from tinyrnn.layers.recurrent import sum_over_time_and_batch
 from tinyrnn.models import Sequential
 
 B, T, D, H = 2, 5, 3, 4
@@ -346,6 +348,68 @@ def test_backward_accumulates_into_grads():
         assert_close(layer.grads[k], 2 * once[k], atol=1e-14, name=k)
     layer.zero_grads()
     assert all(not g.any() for g in layer.grads.values())
+
+
+# --- phase 4 in time slices: the weight gradients sum over every slice ------------------------------
+
+
+@pytest.mark.parametrize("ones_row", [False, True], ids=["no_bias_row", "bias_row"])
+@pytest.mark.parametrize("steps_per_slice", [1, 2, 3])             # 3: slices of 3 and 2 steps
+def test_sum_over_time_and_batch_in_several_slices_equals_one_slice(steps_per_slice, ones_row):
+    rng = numpy.random.default_rng(7)
+    G = 3 * H
+    X, H_prev, dZ = rng.normal(size=(T, D, B)), rng.normal(size=(T, H, B)), rng.normal(size=(T, G, B))
+    one_slice = recurrent.sum_over_time_and_batch([X, H_prev], dZ, ones_row=ones_row, slice_size=T * G * B)
+    sliced = recurrent.sum_over_time_and_batch([X, H_prev], dZ, ones_row=ones_row,
+                                               slice_size=steps_per_slice * G * B)
+    V = numpy.concatenate([X, H_prev] + ([numpy.ones((T, 1, B))] if ones_row else []), axis=1)
+    by_hand = sum(V[t] @ dZ[t].T for t in range(T))                  # sum_t v_t dz_t^T, (K, G)
+    assert_close(one_slice, by_hand, atol=1e-12, name="one slice")
+    assert_close(sliced, by_hand, atol=1e-12, name=f"slices of {steps_per_slice} steps")
+
+
+def grads_of(layer, x, dy):
+    layer.zero_grads()
+    layer.forward(x)
+    layer.backward(dy)
+    return {k: g.copy() for k, g in layer.grads.items()}
+
+
+@pytest.mark.parametrize("name", BUILDERS)
+def test_layer_weight_gradients_in_one_time_step_slices(name, monkeypatch):
+    # the course's layers take one slice: force one time step per slice, through every cell's phase 4
+    layer = built(name, return_sequences=True)
+    x, dy = inputs(), numpy.random.default_rng(5).normal(size=(B, T, H))
+    one_slice = grads_of(layer, x, dy)
+    calls = []
+
+    def one_step_per_slice(*args, **kwargs):
+        calls.append(1)
+        return sum_over_time_and_batch(*args, **{**kwargs, "slice_size": 1})
+
+    monkeypatch.setattr(recurrent, "sum_over_time_and_batch", one_step_per_slice)
+    sliced = grads_of(layer, x, dy)
+    assert calls, "phase 4 did not go through sum_over_time_and_batch"
+    for k in one_slice:
+        assert_close(sliced[k], one_slice[k], atol=1e-12, name=k)
+
+
+def test_a_large_layer_is_sliced_and_sums_every_slice(monkeypatch):
+    # big enough that the default slice size cuts phase 4 into several time slices
+    B_, T_, H_ = 64, 80, 64                                      # an LSTM: 4H = 256 gate rows
+    assert T_ * 4 * H_ * B_ > 2**20 // backend.threads(), "the layer must exceed one slice"
+    with backend.float_precision("float64"):
+        layer = LSTM(H_, return_sequences=True)
+        layer.build((None, None, D))
+    randomize_params(layer, seed=4, scale=0.05)
+    x = inputs(T=T_, B=B_)
+    dy = numpy.random.default_rng(6).normal(size=(B_, T_, H_))
+    sliced = grads_of(layer, x, dy)
+    monkeypatch.setattr(recurrent, "sum_over_time_and_batch",
+                        lambda *a, **kw: sum_over_time_and_batch(*a, **{**kw, "slice_size": 2**40}))
+    one_slice = grads_of(layer, x, dy)
+    for k in one_slice:
+        assert_close(sliced[k], one_slice[k], atol=1e-9, name=k)
 
 
 # --- dropout: one mask per sequence, inverted scaling --------------------------------------

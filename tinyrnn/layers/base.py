@@ -106,7 +106,7 @@ class Layer:
     @classmethod
     def argument_names(cls) -> list:
         """The keyword arguments the constructor accepts (named in a misspelling's error)."""
-        return [n for n in constructor_arguments(cls) if n != "unexpected"]
+        return constructor_arguments(cls)
 
     def __setattr__(self, name, value):
         """Track layers and cells assigned as attributes (alone or in a list), as Keras does."""
