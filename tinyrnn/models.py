@@ -641,3 +641,10 @@ def _interrupts_deferred():
         signal.signal(signal.SIGINT, previous)
         if received:
             raise KeyboardInterrupt
+
+
+def load_model(path, custom_objects=None, restore_random_state=True):
+    """Keras's spelling ``keras.models.load_model``: ``tinyrnn.load_model`` (``tinyrnn.saving``)."""
+    from tinyrnn.saving import load_model as load  # saving imports this module
+
+    return load(path, custom_objects=custom_objects, restore_random_state=restore_random_state)
