@@ -10,7 +10,8 @@ nbclient and ipykernel are installed (they are not tinyrnn dependencies).
 
 BLAS is limited to one thread in the subprocesses: tinyrnn's matrices are
 small, and on a busy machine a BLAS thread pool makes training many times
-slower. All eleven tutorials take about 30 s together on 2 cores.
+slower. The first eleven tutorials take about 30 s together on 2 cores, and
+tutorial 12 a few seconds more.
 """
 
 from __future__ import annotations

@@ -203,14 +203,16 @@ assert relative < 1e-4, relative
 fig = Figure(figsize=(7, 4))
 ax = fig.subplots()
 epochs = numpy.arange(1, EPOCHS + 1)
-for (name, history), style in zip(histories.items(), ({"lw": 4, "alpha": 0.4}, {"marker": "x", "lw": 1})):
-    for key, dash in (("loss", "--"), ("val_loss", "-")):
-        ax.plot(epochs, history.history[key], dash, label=f"{name} {key}", **style)
+for (name, history), style in zip(histories.items(), ({"lw": 5, "alpha": 0.35}, {"marker": "x", "lw": 1})):
+    for key, dash, colour in (("loss", "--", "C0"), ("val_loss", "-", "C1")):
+        ax.plot(epochs, history.history[key], dash, color=colour, label=f"{name} {key}", **style)
 ax.set_yscale("log")
+ax.set_xticks(epochs)
 ax.set_xlabel("epoch")
 ax.set_ylabel("MSE")
 ax.set_title("The same training, hand-derived and recorded backward")
 ax.legend(fontsize="small")
+fig.tight_layout()
 show(fig, "12_learning_curves")
 
 # %% [markdown]
