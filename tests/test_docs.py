@@ -36,6 +36,7 @@ DOCS_EXTRA = ("mkdocs", "material", "mkdocstrings", "mkdocstrings_handlers.pytho
 OFFLINE_PAGES = ["bptt", "cells/lstm", "cells/gru"]
 EXTERNAL_LOAD = re.compile(r"<(?:script|img|iframe|link)\b[^>]*\b(?:src|href)\s*=\s*[\"']?(?:https?:)?//",
                            re.I)
+COMPOSITION_PAGES = [PAGES / "porting.md", PAGES / "composition.md"]
 
 
 def _env():
@@ -193,15 +194,8 @@ def test_quoted_code_is_the_engines_code():
                        "(derivation and quote) to the new code:\n" + "\n".join(stale))
 
 
-def test_worked_examples_run():
-    """The 'Check it' and 'Example' code of every cell and layer page runs (gradient checks included)."""
-    programs = []
-    for page in DERIVATION_PAGES:
-        code = [body for section, info, body in _blocks(page)
-                if info == "python" and section.startswith(RUNNABLE_SECTIONS)]
-        if code:
-            programs.append((str(page.relative_to(ROOT)), "\n".join(code)))
-    assert len(programs) == len(DERIVATION_PAGES), "every cell and layer page ends with a runnable check"
+def _run_programs(programs):
+    """Run each (name, code) in one subprocess; the failures' tracebacks, or ''."""
     runner = textwrap.dedent("""
         import sys, traceback
         failed = []
@@ -213,8 +207,31 @@ def test_worked_examples_run():
         print("\\n".join(failed))
         sys.exit(1 if failed else 0)
     """).replace("PROGRAMS", repr(programs))
-    run = subprocess.run([sys.executable, "-c", runner], cwd=ROOT, env=_env(), capture_output=True,
-                         text=True, timeout=600)
+    return subprocess.run([sys.executable, "-c", runner], cwd=ROOT, env=_env(), capture_output=True,
+                          text=True, timeout=600)
+
+
+@pytest.mark.parametrize("page", COMPOSITION_PAGES, ids=lambda p: p.name)
+def test_porting_and_composition_pages_run(page):
+    """The 'Example' and 'Check it' code of the porting page (every row of its tables) and of the
+    composition page (a residual block against its hand-derived gradient) runs."""
+    code = "\n".join(body for section, info, body in _blocks(page)
+                     if info == "python" and section.startswith(RUNNABLE_SECTIONS))
+    assert "assert" in code
+    run = _run_programs([(str(page.relative_to(ROOT)), code)])
+    assert run.returncode == 0, f"{page.name}'s code failed:\n" + (run.stdout + run.stderr)[-6000:]
+
+
+def test_worked_examples_run():
+    """The 'Check it' and 'Example' code of every cell and layer page runs (gradient checks included)."""
+    programs = []
+    for page in DERIVATION_PAGES:
+        code = [body for section, info, body in _blocks(page)
+                if info == "python" and section.startswith(RUNNABLE_SECTIONS)]
+        if code:
+            programs.append((str(page.relative_to(ROOT)), "\n".join(code)))
+    assert len(programs) == len(DERIVATION_PAGES), "every cell and layer page ends with a runnable check"
+    run = _run_programs(programs)
     assert run.returncode == 0, "examples in the docs failed:\n" + (run.stdout + run.stderr)[-6000:]
 
 

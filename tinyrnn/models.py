@@ -472,11 +472,12 @@ class Sequential(Model):
 
     @property
     def built(self) -> bool:
+        """Whether every layer has its weights (``build``, or a first ``fit``/``predict``, makes them)."""
         return bool(self.layers) and all(layer.built for layer in self.layers)
 
     @built.setter
     def built(self, value) -> None:
-        """Whether every layer has its weights (``build``, or a first ``fit``/``predict``, makes them)."""
+        """Derived from the layers: setting it changes nothing."""
 
     def build(self, input_shape=None) -> None:
         """Build every layer, threading the output shape of each into the next."""
@@ -765,3 +766,10 @@ def _interrupts_deferred():
         signal.signal(signal.SIGINT, previous)
         if received:
             raise KeyboardInterrupt
+
+
+def load_model(path, custom_objects=None, restore_random_state=True):
+    """Keras's spelling ``keras.models.load_model``: ``tinyrnn.load_model`` (``tinyrnn.saving``)."""
+    from tinyrnn.saving import load_model as load  # saving imports this module
+
+    return load(path, custom_objects=custom_objects, restore_random_state=restore_random_state)
