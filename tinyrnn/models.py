@@ -81,6 +81,8 @@ class Model(Layer):
     def _init_graph(self, inputs, outputs) -> None:
         if inputs is None or outputs is None:
             raise ValueError("Model(inputs=..., outputs=...) needs both, e.g. Model(inputs=[x], outputs=[y])")
+        if isinstance(outputs, (list, tuple)) and len(outputs) == 1:
+            outputs = outputs[0]                     # as Keras 3: outputs=[y] predicts one array, not a list
         self._input_structure, self._output_structure = inputs, outputs
         self.inputs, self.outputs = graph.flatten(inputs), graph.flatten(outputs)
         for v in self.inputs:
