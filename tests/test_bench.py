@@ -9,6 +9,7 @@ import pathlib
 import subprocess
 import sys
 
+import numpy
 import pytest
 
 from tinyrnn import bench, seeding
@@ -122,3 +123,30 @@ def test_per_step_timing_runs_on_the_cpu_too():
             assert bench.time_once(trainer, workload, quick=True) > 0
     finally:
         seeding.set_state(state)
+
+
+def test_ln_cell_option_trains_both_cells_from_the_same_start(capsys):
+    """--ln-cell: the chapter's ln_rnn with the built-in cell and with the cell written with
+    operations; both from the same weights and shuffles, so after 1 epoch the figures agree
+    to float32 rounding (the time ratio is a measurement, not asserted)."""
+    assert bench.main(["--ln-cell", "--epochs", "1", "--series", "100", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert (result["epochs"], result["n_train"], result["n_valid"]) == (1, 70, 20)
+    assert result["builtin_s"] > 0 and result["recorded_s"] > 0
+    assert result["time_ratio"] == pytest.approx(result["recorded_s"] / result["builtin_s"])
+    assert result["figure_ratio"] == pytest.approx(1.0, abs=1e-4)
+
+
+def test_keras_ln_cell_is_the_built_in_cell_in_keras_s_protocol():
+    from tinyrnn.backend import float_precision
+    from tinyrnn.layers import RNN, LNSimpleRNNCell
+
+    rng = numpy.random.default_rng(5)
+    x = rng.normal(size=(2, 5, 3))
+    with float_precision("float64"):
+        mine = RNN(bench.KerasLNCell(4), return_sequences=True)
+        ref = RNN(LNSimpleRNNCell(4), return_sequences=True)
+        mine(x), ref(x)
+        weights = [rng.normal(size=w.shape) for w in ref.get_weights()]      # gains and biases random too
+        mine.set_weights(weights), ref.set_weights(weights)
+        numpy.testing.assert_allclose(mine(x), ref(x), rtol=0, atol=1e-12)

@@ -100,7 +100,20 @@ WITHOUT_PARAMETERS = {  # the other registered layers, built: none may have para
     "Dropout": lambda: layers.Dropout(0.5),
     "RepeatVector": lambda: layers.RepeatVector(2),
     "InputLayer": lambda: layers.InputLayer(input_shape=[T, D]),
+    "Activation": lambda: layers.Activation("tanh"),
+    "Lambda": lambda: layers.Lambda(lambda x: x * 2),
+    "Reshape": lambda: layers.Reshape((D, T)),
+    "Permute": lambda: layers.Permute((2, 1)),
+    **{name: (lambda name=name: _merge_built(name))
+       for name in ("Add", "Subtract", "Multiply", "Average", "Maximum", "Concatenate")},
 }
+
+
+def _merge_built(name):
+    """A merge layer built for two (B, T, D) inputs."""
+    layer = getattr(layers, name)()
+    layer.build([(None, T, D), (None, T, D)])
+    return layer
 
 
 def test_every_layer_class_with_parameters_is_in_the_list():

@@ -55,6 +55,7 @@ Usage::
     python -m tinyrnn bench --workloads W1,W3 --repeats 5
     python -m tinyrnn bench --json > bench.json   # machine-readable
     python -m tinyrnn bench --memory              # W3's peak training memory
+    python -m tinyrnn bench --ln-cell             # ln_rnn: built-in cell vs the cell written with ops
 """
 
 from __future__ import annotations
@@ -73,8 +74,21 @@ from dataclasses import asdict, dataclass, field
 
 import numpy
 
-from tinyrnn import backend, data, optimizers, seeding
-from tinyrnn.layers import GRU, LSTM, Conv1D, Dense, InputLayer, SimpleRNN, TimeDistributed
+from tinyrnn import activations, backend, data, optimizers, seeding
+from tinyrnn.layers import (
+    GRU,
+    LSTM,
+    RNN,
+    Conv1D,
+    Dense,
+    InputLayer,
+    Layer,
+    LayerNormalization,
+    LNSimpleRNNCell,
+    SimpleRNN,
+    SimpleRNNCell,
+    TimeDistributed,
+)
 from tinyrnn.models import Sequential
 
 N_AHEAD = 10
@@ -583,6 +597,86 @@ def print_memory(memory: dict) -> None:
     print(f"peak / activations: {memory['peak_over_activations']:.2f}x")
 
 
+# --- a cell written with operations vs the hand-derived one (--ln-cell) ---------------------------
+class KerasLNCell(Layer):
+    """The course's layer-normalised cell written the Keras way (cell protocol, recorded backward):
+
+        z_t = SimpleRNNCell(units, activation=None)(x_t, h_{t-1})
+        h_t = tanh(LayerNormalization()(z_t))
+
+    Its weights are ``LNSimpleRNNCell``'s in the same order (kernel, recurrent_kernel, bias,
+    gamma, beta); each step is three recorded calls whose backward passes are the pieces' own."""
+
+    def __init__(self, units, activation="tanh", **kwargs):
+        super().__init__(**kwargs)
+        self.state_size = units
+        self.output_size = units
+        self.simple_rnn_cell = SimpleRNNCell(units, activation=None)
+        self.layer_norm = LayerNormalization()
+        self.activation = activations.get(activation)
+
+    def call(self, inputs, states):
+        outputs, new_states = self.simple_rnn_cell(inputs, states)
+        norm_outputs = self.activation(self.layer_norm(outputs))
+        return norm_outputs, [norm_outputs]
+
+
+def ln_rnn_model(cell_class) -> Sequential:
+    """The chapter's ``ln_rnn`` experiment with the given cell class:
+    RNN(cell(20), return_sequences) x 2, TimeDistributed(Dense(10))."""
+    return Sequential([
+        RNN(cell_class(20), return_sequences=True, input_shape=[None, 1]),
+        RNN(cell_class(20), return_sequences=True),
+        TimeDistributed(Dense(10)),
+    ])
+
+
+def compare_ln_cells(epochs: int = 20, n_series: int = 10000, seed: int = 42, verbose: int = 0) -> dict:
+    """Train the chapter's ``ln_rnn`` experiment twice in this process, with the built-in
+    ``LNSimpleRNNCell`` (hand-derived backward) and with ``KerasLNCell`` (recorded backward),
+    from the same initial weights on the same data and shuffles (seed ``seed``; Adam, batch 32,
+    validation each epoch, one BLAS thread as the chapter runs).
+
+    Returns both fit times and figures (the validation MSE of the last time step) and
+    ``time_ratio`` = recorded / built-in, ``figure_ratio`` = recorded / built-in."""
+    from tinyrnn import chapter
+
+    experiment = chapter.get_experiment("ln_rnn")
+    course = data.load_course_data("seq2seq", seed=seed, n_series=n_series)
+    (X_train, Y_train), (X_valid, Y_valid) = course["train"], course["valid"]
+    seeding.set_random_seed(seed)
+    models = {"builtin": ln_rnn_model(LNSimpleRNNCell), "recorded": ln_rnn_model(KerasLNCell)}
+    for model in models.values():
+        model.predict(X_train[:1])                 # builds every weight (a cell's on its first step)
+    models["recorded"].set_weights(models["builtin"].get_weights())
+    out = {"epochs": epochs, "n_train": len(X_train), "n_valid": len(X_valid), "seed": seed}
+    backend.limit_blas_threads(1)
+    for name, model in models.items():
+        model.compile(loss="mse", optimizer=experiment.make_optimizer(), metrics=["last_time_step_mse"])
+        seeding.set_random_seed(seed)                          # the same shuffles for both
+        start = time.perf_counter()
+        history = model.fit(X_train, Y_train, epochs=epochs, batch_size=chapter.BATCH_SIZE,
+                            validation_data=(X_valid, Y_valid), verbose=verbose)
+        out[f"{name}_s"] = time.perf_counter() - start
+        out[f"{name}_figure"] = float(history.history[experiment.history_key][-1])
+    out["time_ratio"] = out["recorded_s"] / out["builtin_s"]
+    out["figure_ratio"] = out["recorded_figure"] / out["builtin_figure"]
+    out["reference"] = experiment.reference
+    return out
+
+
+def print_ln_cells(result: dict) -> None:
+    print(f"ln_rnn experiment, {result['epochs']} epochs, {result['n_train']} train / {result['n_valid']} "
+          f"valid series, seed {result['seed']}, the same initial weights and shuffles")
+    print(f"{'cell':<44} {'fit time':>10} {'last-step val MSE':>18}")
+    print(f"{'LNSimpleRNNCell (hand-derived backward)':<44} {result['builtin_s']:>9.1f}s "
+          f"{result['builtin_figure']:>18.6f}")
+    print(f"{'KerasLNCell (operations, recorded backward)':<44} {result['recorded_s']:>9.1f}s "
+          f"{result['recorded_figure']:>18.6f}")
+    print(f"ratio recorded / built-in: time {result['time_ratio']:.2f}x (target <= 3x), "
+          f"figure {result['figure_ratio']:.3f}x (target <= 1.15x)")
+
+
 # --- command line --------------------------------------------------------------------------------
 def parse_args(argv) -> argparse.Namespace:
     names = [w.name for w in WORKLOADS]
@@ -606,6 +700,13 @@ def parse_args(argv) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="tiny data, 1 repeat: checks that it runs")
     parser.add_argument("--memory", action="store_true",
                         help="measure the peak memory of one W3 training step instead of timing")
+    parser.add_argument("--ln-cell", action="store_true",
+                        help="instead: the chapter's ln_rnn experiment with the built-in LNSimpleRNNCell and "
+                             "with the same cell written with operations (recorded backward), fit time and "
+                             "figure of each")
+    parser.add_argument("--epochs", type=int, default=20, help="--ln-cell: epochs (default 20)")
+    parser.add_argument("--series", type=int, default=10000,
+                        help="--ln-cell: series, split 70/20/10 as the course (default 10000)")
     args = parser.parse_args(argv)
     chosen = [name.strip() for name in args.workloads.split(",") if name.strip()]
     by_lower = {name.lower(): name for name in names}
@@ -628,6 +729,10 @@ def main(argv=None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.backend:
         backend.set_backend(args.backend)
+    if args.ln_cell:
+        result = compare_ln_cells(epochs=args.epochs, n_series=args.series)
+        print(json.dumps(result, indent=2)) if args.json else print_ln_cells(result)
+        return 0
     threads = args.threads or os.cpu_count()
     limit_torch_threads(threads)
     if args.memory:  # W3's settings: its batch split over every core, one BLAS thread each

@@ -42,23 +42,26 @@ from collections.abc import Callable
 
 import numpy
 
-from tinyrnn import backend, data, long_memory, seeding
+from tinyrnn import activations, backend, data, long_memory, seeding
 from tinyrnn.backend import blas_threads, limit_blas_threads  # noqa: F401  (tutorials import it from here)
 from tinyrnn.forecast import iterative_forecast, mc_dropout, naive_forecast
 from tinyrnn.layers import (
     GRU,
     LSTM,
     RNN,
+    Add,
     BatchNormalization,
     Conv1D,
     Dense,
     Flatten,
+    Input,
     InputLayer,
+    Layer,
     LNSimpleRNNCell,
     SimpleRNN,
     TimeDistributed,
 )
-from tinyrnn.models import Sequential, TrainingError
+from tinyrnn.models import Model, Sequential, TrainingError
 from tinyrnn.optimizers import Adam
 
 N_STEPS = 50
@@ -179,6 +182,52 @@ def wavenet(rates=(1, 2, 4, 8) * 2):
 
 def deep_wavenet():
     return wavenet(rates=tuple(2**i for i in range(10)) * 3)  # (1, 2, ..., 512) x 3
+
+
+class GatedActivationUnit(Layer):
+    """WaveNet's gated activation unit, the course's custom layer: ``call()`` only (recorded backward).
+
+    With ``n = F // 2`` for an input of F = 2n channels (B, T, 2n) -> (B, T, n):
+
+        y = tanh(z[..., :n]) * sigmoid(z[..., n:])
+
+    The book's notebook applies the activation a second time, ``tanh(tanh(z[..., :n]))``;
+    this is the paper's unit (van den Oord et al., 2016, eq. 2), as is the Keras fixture's.
+    """
+
+    def __init__(self, activation="tanh", **kwargs):
+        super().__init__(**kwargs)
+        self.activation = activations.get(activation)
+
+    def call(self, inputs):
+        n_filters = inputs.shape[-1] // 2
+        linear_output = self.activation(inputs[..., :n_filters])
+        gate = activations.sigmoid(inputs[..., n_filters:])
+        return linear_output * gate
+
+
+def wavenet_residual_block(inputs, n_filters, dilation_rate):
+    """Causal dilated Conv1D (2n filters), gated unit, 1x1 Conv1D; returns (residual sum, skip)."""
+    z = Conv1D(2 * n_filters, kernel_size=2, padding="causal", dilation_rate=dilation_rate)(inputs)
+    z = GatedActivationUnit()(z)
+    z = Conv1D(n_filters, kernel_size=1)(z)
+    return Add()([z, inputs]), z
+
+
+def original_wavenet(n_layers_per_block=3, n_blocks=1, n_filters=32, n_outputs=10):
+    """The original WaveNet as the book's notebook builds it with the functional API (the paper uses
+    10 layers per block, 3 blocks, 128 filters, 256 outputs): residual blocks of dilation 1, 2, 4, ...,
+    their skip outputs summed, relu, two 1x1 convolutions, a softmax over the 10 outputs."""
+    inputs = Input(shape=[None, 1])
+    z = Conv1D(n_filters, kernel_size=2, padding="causal")(inputs)
+    skip_to_last = []
+    for dilation_rate in [2**i for i in range(n_layers_per_block)] * n_blocks:
+        z, skip = wavenet_residual_block(z, n_filters, dilation_rate)
+        skip_to_last.append(skip)
+    z = activations.relu(Add()(skip_to_last))
+    z = Conv1D(n_filters, kernel_size=1, activation="relu")(z)
+    Y_proba = Conv1D(n_outputs, kernel_size=1, activation="softmax")(z)
+    return Model(inputs=[inputs], outputs=[Y_proba])
 
 
 MC_DROPOUT_MODEL = "GRU(20, rs, dropout=0.2, recurrent_dropout=0.2) x 2, TimeDistributed(Dense(10))"
