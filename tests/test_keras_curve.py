@@ -8,6 +8,7 @@ epoch, the validation loss and ``last_time_step_mse``. Both sides train on the s
 (``tinyrnn.data``, seed 42), in float32, with Adam(1e-3, epsilon 1e-7), batch 32, no shuffle.
 """
 
+import contextlib
 import json
 import pathlib
 
@@ -44,10 +45,22 @@ def load_course_splits(meta):
     return splits
 
 
+@contextlib.contextmanager
+def one_blas_thread():
+    """The chapter's setting for its small models (a BLAS thread pool only adds waiting); restored after."""
+    before = backend.blas_threads()
+    backend.limit_blas_threads(1)
+    try:
+        yield
+    finally:
+        if before:
+            backend.limit_blas_threads(before)
+
+
 def train_like_keras(meta, weights, splits, epochs):
     """tinyrnn's conv_gru from Keras's initial weights, fit(shuffle=False) in float32; its history."""
     (X, Y), (Xv, Yv) = splits
-    with backend.float_precision("float32"):
+    with backend.float_precision("float32"), one_blas_thread():
         seeding.set_random_seed(meta["seed"])
         model = chapter.conv_gru()
         model.build()
