@@ -151,7 +151,7 @@ def test_naive_figures_match_the_course():
     for name in ("naive", "naive_10"):
         result = run.run(chapter.get_experiment(name))
         assert result.ours == pytest.approx(chapter.get_experiment(name).course, abs=5e-6)
-        assert result.verdict == "PASS"
+        assert result.verdict == "within"
 
 
 def test_results_table_and_verdicts():
@@ -161,6 +161,83 @@ def test_results_table_and_verdicts():
     table = chapter.results_table([result], quick=True)
     assert "| naive " in table and "QUICK MODE" in table
     assert chapter.verdict(1.15) == "PASS" and chapter.verdict(1.16) == "FAIL"
+    assert chapter.mark(1.15) == "within" and chapter.mark(1.16) == "above" and chapter.mark(None) == "-"
+
+
+def test_single_seed_table_states_the_rule_and_quick_mode_leaves_out_keras_times():
+    trained = chapter.ChapterRun(epochs=1, n_series=40, verbose=False).run(chapter.get_experiment("linear"))
+    full = chapter.results_table([trained])
+    assert "Keras s" in full and "| 5.7 " in full  # Keras 3's fit time beside ours
+    assert "median over seeds 42 to 46" in full and "--seeds 5" in full and "for information" in full
+    quick = chapter.results_table([trained], quick=True)
+    assert "Keras s" not in quick and "5.7" not in quick
+    assert "fit times (full data, 20 epochs) are left out" in quick
+
+
+# --- several seeds: the acceptance check ---------------------------------------------------------
+def fake_result(name, ours, seed, error=None):
+    e = chapter.get_experiment(name)
+    return chapter.Result(name=name, architecture=e.architecture, task=e.task, figure=e.figure, ours=ours,
+                          course=e.course, keras3=e.keras3, reference=e.reference, ratio=None,
+                          verdict="-", seconds=1.0, keras_fit_seconds=e.keras_fit_seconds, epochs=20,
+                          error=error, seed=seed)
+
+
+def test_summarize_seeds_takes_the_median_against_the_larger_reference():
+    e = chapter.get_experiment("conv_gru")  # references 0.0080 (course) and 0.006396 (Keras 3)
+    figures = [0.009227, 0.008885, 0.008507, 0.007761, 0.008320]  # seeds 42 to 46, in seed order
+    s = chapter.summarize_seeds(e, [fake_result("conv_gru", f, 42 + i) for i, f in enumerate(figures)])
+    assert s.seeds == [42, 43, 44, 45, 46] and s.figures == figures
+    assert (s.median, s.smallest, s.largest) == (0.008507, 0.007761, 0.009227)
+    assert s.reference == 0.008 and s.ratio == pytest.approx(0.008507 / 0.008)
+    assert s.verdict == "PASS"  # seed 42 alone is 1.153x; the median is 1.06x
+    worse = chapter.summarize_seeds(e, [fake_result("conv_gru", f * 1.1, 42 + i)
+                                        for i, f in enumerate(figures)])
+    assert worse.ratio == pytest.approx(1.1 * 0.008507 / 0.008) and worse.verdict == "FAIL"
+    failed = fake_result("conv_gru", float("nan"), 43, error="TrainingError: nan")
+    broken = chapter.summarize_seeds(e, [fake_result("conv_gru", 0.008, 42), failed])
+    assert broken.verdict == "ERROR" and broken.errors == ["seed 43: TrainingError: nan"]
+    assert json.dumps(broken.to_dict())  # NaN becomes null
+    table = chapter.seeds_table([s, worse])
+    assert "| conv_gru " in table and "| 42-46 " in table and "PASS" in table and "FAIL" in table
+    assert "median of its figure over seeds 42 to 46" in table and "not the rule's" not in table
+
+
+def test_seed_jobs_keep_a_forecast_with_the_model_it_uses_and_run_longest_first():
+    experiments = chapter.select_experiments(["naive", "deep_rnn_dense", "iterative_10", "gru"])
+    jobs = chapter.seed_jobs(experiments, [42, 43])
+    assert sorted(jobs) == sorted([(s, names) for s in (42, 43)
+                                   for names in (["naive"], ["deep_rnn_dense", "iterative_10"], ["gru"])])
+    assert jobs[:2] == [(42, ["gru"]), (43, ["gru"])]  # the longest (Keras: 98 s) first
+    alone = chapter.seed_jobs(chapter.select_experiments(["iterative_10"]), [42])
+    assert alone == [(42, ["iterative_10"])]  # it trains deep_rnn_dense itself
+
+
+def test_seeds_run_in_parallel_give_each_seed_its_single_seed_figure(quick_run, tmp_path):
+    """Two worker processes: seed 42's figures equal the single-seed run's, and one process agrees."""
+    names = "lstm,iterative_10"
+    proc, _ = run_cli("chapter", "--quick", "--only", names, "--seeds", "2", "--workers", "2",
+                      "--out", str(tmp_path / "two"))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "2 experiments x seeds 42..43: 4 jobs in 2 processes" in proc.stdout
+    parallel = json.loads((tmp_path / "two" / "results.json").read_text())
+    assert parallel["seeds"] == [42, 43] and parallel["workers"] == 2
+    single_run = json.loads((quick_run[0] / "results.json").read_text())
+    single = {r["name"]: r["ours"] for r in single_run["results"]}
+    for s in parallel["summaries"]:
+        assert s["figures"][0] == single[s["name"]], s["name"]
+        assert s["figures"][1] != s["figures"][0]  # seed 43 makes other data and weights
+        assert s["median"] == pytest.approx(numpy.median(s["figures"])) and s["verdict"] == "-"
+    report = (tmp_path / "two" / "report.md").read_text()
+    assert "| lstm " in report and "seed 43" in report and "--seeds 2" in report
+    before = tinyrnn.backend.blas_threads()
+    tinyrnn.backend.limit_blas_threads(1)  # as the workers: the order of BLAS's sums is part of a figure
+    try:
+        here = chapter.run_seeds(names, seeds=2, quick=True, out=None, workers=1, verbose=False)
+    finally:
+        if before:
+            tinyrnn.backend.limit_blas_threads(before)
+    assert [s.figures for s in here] == [s["figures"] for s in parallel["summaries"]]
 
 
 # --- forecasts --------------------------------------------------------------------------------------

@@ -84,8 +84,44 @@ def test_chapter_list(capsys):
     assert "deep_wavenet" in out and "Adam(0.005)" in out
 
 
-@pytest.mark.parametrize("bad", [["chapter", "--epochs", "0"], ["chapter", "--only", ""]])
+@pytest.mark.parametrize("bad", [["chapter", "--epochs", "0"], ["chapter", "--only", ""],
+                                 ["chapter", "--seeds", "0"], ["chapter", "--workers", "2"],
+                                 ["chapter", "--seeds", "5", "--workers", "0"],
+                                 ["chapter", "--seeds", "5", "--extras"]])
 def test_chapter_rejects_bad_options(bad):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(bad + ["--threads", "0"])
     assert exit_info.value.code == 2
+
+
+@pytest.mark.parametrize("seeds", [False, True])
+def test_chapter_exits_0_when_it_completes_and_1_for_errors_or_strict_misses(monkeypatch, seeds):
+    """A figure above 1.15x is reported, not an exit status, unless --strict asks; an error always is."""
+    from tinyrnn import chapter as course
+
+    missed, fine = ("FAIL", "PASS") if seeds else ("above", "within")
+    verdicts = []
+    runner = "run_seeds" if seeds else "run_chapter"
+    monkeypatch.setattr(course, runner,
+                        lambda *args, **kwargs: [types.SimpleNamespace(verdict=v) for v in verdicts])
+    base = ["chapter", "--threads", "0"] + (["--seeds", "5"] if seeds else [])
+    verdicts[:] = [fine, missed]
+    assert cli.main(base) == 0
+    assert cli.main(base + ["--strict"]) == 1
+    verdicts[:] = [fine, "ERROR"]
+    assert cli.main(base) == 1
+    verdicts[:] = [fine, "-"]  # quick mode: nothing comparable
+    assert cli.main(base + ["--strict"]) == 0
+
+
+def test_chapter_seeds_passes_its_options_to_run_seeds(monkeypatch):
+    from tinyrnn import chapter as course
+
+    seen = {}
+    monkeypatch.setattr(course, "run_seeds", lambda names, **kwargs: seen.update(names=names, **kwargs) or [])
+    assert cli.main(["chapter", "--threads", "0", "--seeds", "3", "--seed", "50", "--only", "gru",
+                     "--epochs", "4", "--quick", "--workers", "2", "--out", "somewhere"]) == 0
+    assert seen["names"] == ["gru"]
+    assert {k: seen[k] for k in ("seeds", "first_seed", "epochs", "quick", "workers", "out")} == \
+        {"seeds": 3, "first_seed": 50, "epochs": 4, "quick": True, "workers": 2, "out": "somewhere"}
+    assert seen["command"].startswith("python -m tinyrnn chapter") and "--seeds 3" in seen["command"]

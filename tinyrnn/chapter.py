@@ -712,7 +712,9 @@ def run_seeds(names=None, seeds=ACCEPTANCE_SEEDS, epochs=None, quick=False, out=
 
     The (seed, experiment) jobs run in ``workers`` processes (default: one per usable
     CPU, at most one per job), each with ``threads`` BLAS threads; a figure is the same
-    in any process, so the run is deterministic per seed. ``workers=1`` runs here.
+    in any process, so the run is deterministic per seed. ``workers=1`` runs in this
+    process, with its BLAS threads as they are (a different thread count may change the
+    last digits of a figure: it changes the order of BLAS's sums).
     """
     experiments = select_experiments(names)
     if seeds < 1:
