@@ -249,14 +249,7 @@ def _build_model(spec: dict, entries: dict, path: str) -> Model:
     """Layers from their configs, built in the saved dtype, with the saved weights."""
     if "graph" in spec:
         return _build_functional(spec, entries, path)
-    model = Sequential(name=spec["name"])
-    for item in spec["layers"]:
-        try:
-            layer = deserialize(item["layer"])
-        except ValueError as err:
-            raise ValueError(f"{path}: {err}") from None
-        layer.trainable = item["trainable"]
-        model.add(layer)
+    model = Sequential(_layers_from(spec, path), name=spec["name"])
     if spec["input_shape"] is not None:
         model.input_shape = tuple(spec["input_shape"])
     if not spec["built"]:
@@ -331,7 +324,8 @@ def _decode_index(items):
                  None if i == "newaxis" else i for i in items)
 
 
-def _build_functional(spec: dict, entries: dict, path: str) -> Model:
+def _layers_from(spec: dict, path: str) -> list:
+    """The saved layers, rebuilt from their configs (not built, no weights yet)."""
     layers = []
     for item in spec["layers"]:
         try:
@@ -340,6 +334,12 @@ def _build_functional(spec: dict, entries: dict, path: str) -> Model:
             raise ValueError(f"{path}: {err}") from None
         layer.trainable = item["trainable"]
         layers.append(layer)
+    return layers
+
+
+def _build_functional(spec: dict, entries: dict, path: str) -> Model:
+    """The graph replayed on new ``Input``s: every call in order, then the saved weights."""
+    layers = _layers_from(spec, path)
     g = spec["graph"]
     random_state = seeding.get_state()
     with backend.float_precision(spec["floatx"]):
