@@ -149,8 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     chapter.add_argument("--out", default="chapter_out", help="report folder (default ./chapter_out)")
     chapter.add_argument("--seed", type=int, default=42, help="seed for data and weights (default 42)")
     chapter.add_argument("--extras", action=argparse.BooleanOptionalAction, default=None,
-                         help="also train the MC-dropout model and plot gradient norms "
-                              "(default: on for the whole chapter, off with --only)")
+                         help="also train the MC-dropout model and run the long-memory experiment (why gates "
+                              "exist) (default: on for the whole chapter, off with --only)")
     chapter.add_argument("--threads", type=int, default=1,
                          help="threads for NumPy's BLAS (default 1, fastest for the course's small models; "
                               "0 leaves BLAS as it is)")
