@@ -10,7 +10,7 @@ follows Keras, so the course's code ports with the import changed::
 """
 
 from tinyrnn import data, layers, losses, metrics, optimizers
-from tinyrnn.backend import get_backend, set_backend, set_floatx, set_threads, to_numpy
+from tinyrnn.backend import get_backend, set_backend, set_blas_threads, set_floatx, set_threads, to_numpy
 from tinyrnn.gradcheck import gradcheck
 from tinyrnn.models import History, Sequential, TrainingError
 from tinyrnn.saving import load_model
@@ -20,6 +20,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "History", "Sequential", "TrainingError", "data", "get_backend", "gradcheck", "layers", "load_model",
-    "losses", "metrics", "optimizers", "set_backend", "set_floatx", "set_random_seed", "set_threads",
-    "to_numpy",
+    "losses", "metrics", "optimizers", "set_backend", "set_blas_threads", "set_floatx", "set_random_seed",
+    "set_threads", "to_numpy",
 ]

@@ -96,13 +96,15 @@ class Sequential:
 
     # --- the algorithm, one batch -------------------------------------------------
     def forward(self, x, training: bool = False):
-        for layer in self.layers:
-            x = layer.forward(x, training=training)
+        with backend.engine_blas():  # small products on one BLAS thread (backend.set_threads)
+            for layer in self.layers:
+                x = layer.forward(x, training=training)
         return x
 
     def backward(self, dy):
-        for layer in reversed(self.layers):
-            dy = layer.backward(dy)
+        with backend.engine_blas():
+            for layer in reversed(self.layers):
+                dy = layer.backward(dy)
         return dy
 
     def __call__(self, x, training: bool = False):
@@ -128,6 +130,10 @@ class Sequential:
         """
         validation.check_samples(x, "x")
         self._build_for(x)
+        with backend.engine_blas():  # the engine's BLAS threads for the whole step, yours afterwards
+            return self._train_step(x, y)
+
+    def _train_step(self, x, y) -> tuple:
         self.zero_grads()
         state_before = self._copy_state()
         try:
