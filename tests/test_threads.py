@@ -157,13 +157,11 @@ def test_thread_settings_refuse_non_positive(bad):
 def test_engine_blas_rule():
     backend.set_threads(4)
     try:
-        assert backend.engine_blas_threads() == 1                                  # small operations
-        assert backend.engine_blas_threads(backend.PARALLEL_GRAIN - 1, 1) == 1     # a small layer
-        assert backend.engine_blas_threads(backend.PARALLEL_GRAIN, 4) == 1         # split over the 4 cores
-        assert backend.engine_blas_threads(backend.PARALLEL_GRAIN, 2) == 2         # B=2: 2 cores a part
-        assert backend.engine_blas_threads(backend.PARALLEL_GRAIN, 1) == 4         # B=1: BLAS takes them
+        assert backend.engine_blas_threads() == 1                  # small operations, a batch not split
+        assert backend.engine_blas_threads(4) == 1                 # a batch split over the 4 cores
+        assert backend.engine_blas_threads(2) == 2                 # B=2 in 2 parts: 2 cores a part
         backend.set_blas_threads(3)
-        assert backend.engine_blas_threads() == 3 == backend.engine_blas_threads(backend.PARALLEL_GRAIN, 4)
+        assert backend.engine_blas_threads() == 3 == backend.engine_blas_threads(4)
     finally:
         backend.set_threads(None)
         backend.set_blas_threads(None)
@@ -207,8 +205,8 @@ def two_layer_model():
 @pytest.mark.parametrize("n_threads, grain, batch_size, expected", [
     (2, None, 8, {("forward", 8, 1), ("backward", 8, 1)}),    # small layers: one BLAS thread
     (2, 1, 8, {("forward", 4, 1), ("backward", 4, 1)}),       # large, split in 2 parts: one BLAS thread each
-    (3, 1, 1, {("forward", 1, 3), ("backward", 1, 3)}),       # large, one sequence: BLAS gets the 3 cores
-], ids=["small", "large-split", "large-one-sequence"])
+    (4, 1, 2, {("forward", 1, 2), ("backward", 1, 2)}),       # large, B=2 on 4 cores: 2 BLAS threads a part
+], ids=["small", "large-split", "large-two-sequences"])
 def test_fit_uses_the_rule_inside_and_leaves_the_caller_blas_threads(monkeypatch, n_threads, grain,
                                                                        batch_size, expected):
     if grain is not None:
@@ -224,9 +222,7 @@ def test_fit_uses_the_rule_inside_and_leaves_the_caller_blas_threads(monkeypatch
         for layer in model.layers:
             recording_blas_threads(layer, seen)
         model.fit(x, y, epochs=1, batch_size=batch_size, verbose=0)
-        # fit's check of y's shape runs one sequence forward first: a large layer gives it every core
-        one_sequence = ("forward", 1, n_threads if grain is not None else 1)
-        assert seen == expected | {one_sequence}
+        assert seen == expected | {("forward", 1, 1)}     # and fit's check of y's shape, on one sequence
         assert backend.blas_threads() == 2                           # the caller's, after fit
         model.predict(x)
         assert backend.blas_threads() == 2

@@ -227,9 +227,8 @@ def set_threads(n: int | None = None) -> None:
       into ``min(n, B)`` parts of columns that unroll at once, one thread each
       (NumPy releases the GIL inside its array operations, so the element-wise
       operations of a step, which NumPy runs on one core, run on ``n`` cores as
-      well as the products). Each part's BLAS gets ``n // parts`` threads: one
-      when the batch is split over all the cores; all of them for a batch of one
-      sequence, which cannot be split.
+      well as the products). The parts share the cores: each part's BLAS gets
+      ``n // parts`` threads, one when the batch is split over all of them.
 
     ``set_threads(1)`` runs everything on one core. ``set_blas_threads(k)``
     overrides the BLAS threads inside the engine. The NumPy backend only: on
@@ -275,19 +274,19 @@ def blas_threads_override() -> int | None:
     return _blas_override
 
 
-def engine_blas_threads(entries_per_step: int = 0, n_parts: int = 1) -> int:
+def engine_blas_threads(n_parts: int = 1) -> int:
     """The BLAS threads the engine gives an operation (see ``set_threads``): one, or
-    ``threads() // n_parts`` for a recurrent layer with ``PARALLEL_GRAIN`` entries per
-    step run as ``n_parts`` parts; ``set_blas_threads`` overrides both."""
+    ``threads() // n_parts`` in each of ``n_parts`` parts of a split batch;
+    ``set_blas_threads`` overrides both."""
     if _blas_override is not None:
         return _blas_override
-    return max(1, threads() // n_parts) if entries_per_step >= PARALLEL_GRAIN else 1
+    return max(1, threads() // n_parts) if n_parts > 1 else 1
 
 
-def engine_blas(entries_per_step: int = 0, n_parts: int = 1):
-    """Context manager: NumPy's BLAS on ``engine_blas_threads(...)`` threads inside,
-    the caller's setting afterwards. No arguments: small operations (one thread)."""
-    return blas_threads_set_to(engine_blas_threads(entries_per_step, n_parts))
+def engine_blas(n_parts: int = 1):
+    """Context manager: NumPy's BLAS on ``engine_blas_threads(n_parts)`` threads inside,
+    the caller's setting afterwards."""
+    return blas_threads_set_to(engine_blas_threads(n_parts))
 
 
 def batch_parts(batch_size: int, entries_per_step: int) -> list:
@@ -299,14 +298,16 @@ def batch_parts(batch_size: int, entries_per_step: int) -> list:
 
 
 def parallel_map(function, *iterables) -> list:
-    """[function(*items) for items in zip(*iterables)], one thread per call when there are several."""
+    """[function(*items) for items in zip(*iterables)], one thread per call when there are
+    several, sharing the engine's cores: each call's BLAS gets ``threads() // calls``."""
     global _pool
     calls = list(zip(*iterables))
     if len(calls) <= 1:
         return [function(*items) for items in calls]
     if _pool is None:
         _pool = ThreadPoolExecutor(threads(), thread_name_prefix="tinyrnn")
-    return list(_pool.map(lambda items: function(*items), calls))
+    with engine_blas(len(calls)):
+        return list(_pool.map(lambda items: function(*items), calls))
 
 
 if os.environ.get("TINYRNN_BACKEND"):

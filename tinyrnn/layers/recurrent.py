@@ -688,13 +688,10 @@ class RNN(Layer):
         X = x.transpose(1, 2, 0)                          # (T, D, B): time-major, feature-major
         if in_mask is not None:
             X = X * in_mask
-        entries = self.cell.gates * self.units * B       # per step: decides the threads (set_threads)
-        parts = backend.batch_parts(B, entries)          # [all of it], or one per thread
+        parts = backend.batch_parts(B, self.cell.gates * self.units * B)  # [all of it], or one per thread
         H = backend.xp.zeros((T + 1, self.units, B), x.dtype)  # H[t + 1] = h_t, every part's columns
-        with backend.engine_blas(entries, len(parts)):
-            runs = backend.parallel_map(
-                lambda part: self.unroll(self.cell, X[:, :, part], columns(rec_mask, part), H[:, :, part]),
-                parts)
+        runs = backend.parallel_map(
+            lambda part: self.unroll(self.cell, X[:, :, part], columns(rec_mask, part), H[:, :, part]), parts)
         self._remember((X, [tape for tape, _ in runs], parts, in_mask))
         y = H[1:].transpose(2, 0, 1) if self.return_sequences else H[T].T
         if not self.return_state:
@@ -730,11 +727,10 @@ class RNN(Layer):
         if dY is None:
             dstates[0] += dy.T
         cells = [cell] if len(parts) == 1 else [cell.part_copy() for _ in parts]  # own grads per thread
-        with backend.engine_blas(cell.gates * self.units * B, len(parts)):
-            runs = backend.parallel_map(
-                lambda part_cell, tape, part: self.backprop(part_cell, X[:, :, part], tape, columns(dY, part),
-                                                            [columns(ds, part) for ds in dstates]),
-                cells, tapes, parts)
+        runs = backend.parallel_map(
+            lambda part_cell, tape, part: self.backprop(part_cell, X[:, :, part], tape, columns(dY, part),
+                                                        [columns(ds, part) for ds in dstates]),
+            cells, tapes, parts)
         if len(parts) > 1:                               # sum the parts' weight gradients
             for part_cell in cells:
                 for name, grad in part_cell.grads.items():
