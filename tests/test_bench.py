@@ -12,7 +12,7 @@ import sys
 import numpy
 import pytest
 
-from tinyrnn import bench, seeding
+from tinyrnn import backend, bench, seeding
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 CPU_WORKLOADS = ["W1", "W2-gru", "W2-simplernn", "W3", "W4"]
@@ -32,7 +32,7 @@ def run_bench(*args, timeout=120):
 
 
 def test_quick_json_times_every_cpu_workload():
-    done = run_bench("--quick", "--json", "--threads", "1", "--blas-threads", "1")
+    done = run_bench("--quick", "--json", "--threads", "1")  # tinyrnn: its defaults, as fit runs
     assert done.returncode == 0, done.stderr
     records = {record["workload"]: record for record in json.loads(done.stdout)}
     assert list(records) == CPU_WORKLOADS + GPU_WORKLOADS
@@ -49,8 +49,7 @@ def test_quick_json_times_every_cpu_workload():
         for key in ("backend", "device", "threads", "torch_version", "numpy_version"):
             assert key in record, f"{name}: no {key!r}"
         assert record["backend"] == "numpy" and record["device"] == "cpu" and record["threads"] == 1
-        assert record["blas_threads"] in (1, None)  # None where NumPy's BLAS is not OpenBLAS
-        assert record["tinyrnn_threads"] == (os.cpu_count() if name == "W3" else 1)
+        assert record["blas_threads"] == "rule" and record["tinyrnn_threads"] == backend.available_cores()
     for name in GPU_WORKLOADS:  # the numpy backend: skipped, saying why
         assert records[name]["skipped"] and "cupy" in records[name]["note"]
 
@@ -73,16 +72,32 @@ def test_memory_option_reports_peak_and_activations():
     assert record["activation_bytes"] == bench.lstm_activation_bytes(2, 10, 64, 32)
 
 
-def test_small_models_get_one_thread_large_ones_every_core():
-    own = {workload.name: (workload.threads, workload.blas_threads) for workload in bench.WORKLOADS}
-    assert own == {"W1": (1, 1), "W2-gru": (1, 1), "W2-simplernn": (1, 1), "W3": (0, 1), "W4": (1, 1),
-                   "W1-gpu": (1, 1), "W5": (1, 0)}
+def test_tinyrnn_runs_its_defaults_unless_asked():
+    """No per-workload settings: the bench times what fit gets; the flags are opt-in overrides."""
+    assert not {"threads", "blas_threads"} & set(bench.Workload.__dataclass_fields__)
     args = bench.parse_args(["--workloads", "W1"])
-    assert args.blas_threads is None  # each workload's own unless given
+    assert args.tinyrnn_threads is None and args.blas_threads is None
+    done = run_bench("--quick", "--json", "--workloads", "W2-simplernn", "--threads", "1",
+                     "--tinyrnn-threads", "1", "--blas-threads", "2")
+    assert done.returncode == 0, done.stderr
+    (record, ) = json.loads(done.stdout)
+    assert record["tinyrnn_threads"] == 1 and record["blas_threads"] == 2
+
+
+def test_set_tinyrnn_threads_sets_the_engine_and_zero_means_every_core():
+    try:
+        bench.set_tinyrnn_threads(1, 0)
+        assert backend.threads() == 1 and backend.blas_threads_override() == os.cpu_count()
+        bench.set_tinyrnn_threads(0, None)
+        assert backend.threads() == backend.available_cores()
+    finally:
+        backend.set_threads(None)
+        backend.set_blas_threads(None)
 
 
 @pytest.mark.parametrize("argv, named", [(["--workloads", "W1,W9"], "W9"),
-                                         (["--blas-threads", "-1"], "--blas-threads")])
+                                         (["--blas-threads", "-1"], "--blas-threads"),
+                                         (["--tinyrnn-threads", "-1"], "--tinyrnn-threads")])
 def test_bad_arguments_are_usage_errors(capsys, argv, named):
     with pytest.raises(SystemExit) as exit_info:
         bench.main(argv)

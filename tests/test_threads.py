@@ -1,4 +1,6 @@
-"""A recurrent layer's batch split over threads (``backend.set_threads``) computes what one thread does.
+"""The engine's threads (``backend.set_threads``): a recurrent layer's batch split over
+threads computes what one thread does, and the engine's BLAS threads are its rule's,
+inside its calls only.
 
 The tests lower ``backend.PARALLEL_GRAIN`` so that the small test layers
 (B=5, T=4, D=3, H=4) split too; the batch size is odd so the parts differ in size.
@@ -29,20 +31,21 @@ BUILDERS = {
 
 @pytest.fixture(autouse=True, scope="module")
 def leave_threads_as_found():
-    """set_threads(n > 1) also limits NumPy's BLAS to one thread: put both back for the other tests."""
+    """Put the engine's defaults and the process's BLAS threads back for the other tests."""
     blas = backend.blas_threads()
     yield
-    backend.set_threads(1)
+    backend.set_threads(None)
+    backend.set_blas_threads(None)
     if blas:
         backend.limit_blas_threads(blas)
 
 
 @pytest.fixture
 def threads(monkeypatch):
-    """set_threads(n) for the test, with every layer large enough to split; one thread afterwards."""
+    """set_threads(n) for the test, with every layer large enough to split; the default afterwards."""
     monkeypatch.setattr(backend, "PARALLEL_GRAIN", 1)
     yield backend.set_threads
-    backend.set_threads(1)
+    backend.set_threads(None)
 
 
 def forward_backward(layer, x, upstream, training, seed):
@@ -74,6 +77,7 @@ def test_split_batch_equals_one_thread(threads, name, options):
     shapes = shapes if isinstance(shapes, list) else [shapes]
     upstream = [rng.normal(size=shape) for shape in shapes]
     training = "dropout" in options
+    threads(1)
     one = forward_backward(layer, x, upstream, training, seed=3)
     threads(2)
     assert len(backend.batch_parts(B, 1)) == 2
@@ -112,18 +116,17 @@ def test_training_with_threads_follows_one_thread(threads):
 
 
 def test_batch_parts():
-    assert backend.threads() == 1
-    assert backend.batch_parts(64, 10**6) == [slice(0, 64)]          # one thread: one part
-    backend.set_threads(2)
+    assert backend.threads() == backend.available_cores()           # the default: every core
+    backend.set_threads(1)
     try:
+        assert backend.batch_parts(64, 10**6) == [slice(0, 64)]      # one thread: one part
+        backend.set_threads(2)
         assert backend.batch_parts(64, backend.PARALLEL_GRAIN) == [slice(0, 32), slice(32, 64)]
         assert backend.batch_parts(5, backend.PARALLEL_GRAIN) == [slice(0, 2), slice(2, 5)]
         assert backend.batch_parts(1, backend.PARALLEL_GRAIN) == [slice(0, 1)]       # one sequence
         assert backend.batch_parts(32, 32 * 80) == [slice(0, 32)]    # the course's LSTM(20): too small
-        if backend.blas_threads() is not None:
-            assert backend.blas_threads() == 1                       # threads, not BLAS, share the cores
     finally:
-        backend.set_threads(1)
+        backend.set_threads(None)
 
 
 @settings(max_examples=50, deadline=None)
@@ -133,7 +136,7 @@ def test_batch_parts_partition_the_batch(batch_size, n_threads, entries):
     try:
         parts = backend.batch_parts(batch_size, entries)
     finally:
-        backend.set_threads(1)
+        backend.set_threads(None)
     covered = [i for part in parts for i in range(batch_size)[part]]
     assert covered == list(range(batch_size))                        # every sequence once, in order
     sizes = [part.stop - part.start for part in parts]
@@ -143,7 +146,106 @@ def test_batch_parts_partition_the_batch(batch_size, n_threads, entries):
 
 
 @pytest.mark.parametrize("bad", [0, -2])
-def test_set_threads_refuses_non_positive(bad):
+def test_thread_settings_refuse_non_positive(bad):
     with pytest.raises(ValueError, match="positive"):
         backend.set_threads(bad)
-    assert backend.threads() == 1
+    with pytest.raises(ValueError, match="positive"):
+        backend.set_blas_threads(bad)
+    assert backend.threads() == backend.available_cores() and backend.blas_threads_override() is None
+
+
+def test_engine_blas_rule():
+    backend.set_threads(4)
+    try:
+        assert backend.engine_blas_threads() == 1                  # small operations, a batch not split
+        assert backend.engine_blas_threads(4) == 1                 # a batch split over the 4 cores
+        assert backend.engine_blas_threads(2) == 2                 # B=2 in 2 parts: 2 cores a part
+        backend.set_blas_threads(3)
+        assert backend.engine_blas_threads() == 3 == backend.engine_blas_threads(4)
+    finally:
+        backend.set_threads(None)
+        backend.set_blas_threads(None)
+
+
+needs_openblas = pytest.mark.skipif(backend.blas_threads() is None,
+                                    reason="NumPy's BLAS threads cannot be read here (not OpenBLAS on Linux)")
+
+
+@needs_openblas
+def test_blas_threads_set_to_is_scoped():
+    backend.limit_blas_threads(2)
+    with backend.blas_threads_set_to(1):
+        assert backend.blas_threads() == 1
+    assert backend.blas_threads() == 2
+    with pytest.raises(KeyError), backend.blas_threads_set_to(1):
+        raise KeyError("an error inside")
+    assert backend.blas_threads() == 2                               # put back on the way out too
+
+
+def recording_blas_threads(layer, seen):
+    """Wrap layer.cell's step_forward / step_backward to record, at every step, the step's
+    batch columns (a part's, when the batch is split) and NumPy's BLAS threads."""
+    def recorder(name, method):
+        def recorded(t, arrays, *rest):
+            columns = (arrays if name == "forward" else arrays[0]).shape[-1]
+            seen.add((name, columns, backend.blas_threads()))
+            return method(t, arrays, *rest)
+        return recorded
+    layer.cell.step_forward = recorder("forward", layer.cell.step_forward)
+    layer.cell.step_backward = recorder("backward", layer.cell.step_backward)
+
+
+def two_layer_model():
+    model = Sequential([LSTM(H, return_sequences=True, input_shape=[None, D]), GRU(H, return_sequences=True)])
+    model.compile(loss="mse", optimizer="adam")
+    return model
+
+
+@needs_openblas
+@pytest.mark.parametrize("n_threads, grain, batch_size, expected", [
+    (2, None, 8, {("forward", 8, 1), ("backward", 8, 1)}),    # small layers: one BLAS thread
+    (2, 1, 8, {("forward", 4, 1), ("backward", 4, 1)}),       # large, split in 2 parts: one BLAS thread each
+    (4, 1, 2, {("forward", 1, 2), ("backward", 1, 2)}),       # large, B=2 on 4 cores: 2 BLAS threads a part
+], ids=["small", "large-split", "large-two-sequences"])
+def test_fit_uses_the_rule_inside_and_leaves_the_caller_blas_threads(monkeypatch, n_threads, grain,
+                                                                       batch_size, expected):
+    if grain is not None:
+        monkeypatch.setattr(backend, "PARALLEL_GRAIN", grain)
+    backend.set_threads(n_threads)
+    backend.limit_blas_threads(2)                                    # the caller's own setting
+    rng = numpy.random.default_rng(8)
+    x, y = rng.normal(size=(batch_size, T, D)), rng.normal(size=(batch_size, T, H))
+    model = two_layer_model()
+    seen = set()
+    try:
+        model.build((None, T, D))
+        for layer in model.layers:
+            recording_blas_threads(layer, seen)
+        model.fit(x, y, epochs=1, batch_size=batch_size, verbose=0)
+        assert seen == expected | {("forward", 1, 1)}     # and fit's check of y's shape, on one sequence
+        assert backend.blas_threads() == 2                           # the caller's, after fit
+        model.predict(x)
+        assert backend.blas_threads() == 2
+        backend.set_blas_threads(2)                                  # the override, everywhere inside
+        seen.clear()
+        model.train_step(backend.asarray(x), backend.asarray(y))
+        assert {threads for _, _, threads in seen} == {2}
+    finally:
+        backend.set_threads(None)
+        backend.set_blas_threads(None)
+
+
+def test_training_on_split_batches_is_repeatable_bit_for_bit(threads):
+    """Same seed, same threads: the same weights to the last bit (the parts' sums have a fixed order)."""
+    threads(2)
+    rng = numpy.random.default_rng(9)
+    x, y = rng.normal(size=(40, T, D)).astype("float32"), rng.normal(size=(40, T, H)).astype("float32")
+    weights = []
+    for _ in range(2):
+        seeding.set_random_seed(10)
+        model = two_layer_model()
+        model.fit(x, y, epochs=2, batch_size=8, verbose=0)
+        assert len(backend.batch_parts(8, 1)) == 2                   # the layers did split
+        weights.append(model.get_weights())
+    for mine, ref in zip(*weights):
+        numpy.testing.assert_array_equal(mine, ref)

@@ -10,7 +10,15 @@ follows Keras, so the course's code ports with the import changed::
 """
 
 from tinyrnn import activations, data, graph, layers, losses, metrics, ops, optimizers, utils
-from tinyrnn.backend import float_precision, get_backend, set_backend, set_floatx, set_threads, to_numpy
+from tinyrnn.backend import (
+    float_precision,
+    get_backend,
+    set_backend,
+    set_blas_threads,
+    set_floatx,
+    set_threads,
+    to_numpy,
+)
 from tinyrnn.gradcheck import gradcheck
 from tinyrnn.layers import Input
 from tinyrnn.models import History, Model, Sequential, TrainingError
@@ -22,5 +30,5 @@ __version__ = "0.1.0"
 __all__ = [
     "History", "Input", "Model", "Sequential", "TrainingError", "activations", "data", "float_precision",
     "get_backend", "gradcheck", "graph", "layers", "load_model", "losses", "metrics", "ops", "optimizers",
-    "set_backend", "set_floatx", "set_random_seed", "set_threads", "to_numpy", "utils",
+    "set_backend", "set_blas_threads", "set_floatx", "set_random_seed", "set_threads", "to_numpy", "utils",
 ]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import os
 import pathlib
 from concurrent.futures import ThreadPoolExecutor
@@ -26,9 +27,6 @@ xp = numpy
 
 _name = "numpy"
 _floatx = numpy.dtype("float32")
-_threads = 1
-_pool = None
-
 _CUPY_HINT = (
     "Install CuPy for your CUDA version, e.g. `pip install tinyrnn[gpu]` "
     "(cupy-cuda12x) or `pip install cupy-cuda13x`, or use set_backend('numpy')."
@@ -134,6 +132,17 @@ def is_array(a) -> bool:
 
 
 # --- NumPy's BLAS threads (OpenBLAS, as NumPy's wheels ship it) ----------------------------
+@functools.cache
+def _openblas_functions() -> tuple:
+    """(setters, getter): OpenBLAS's ``openblas_set_num_threads`` of every OpenBLAS library
+    loaded with NumPy, and one ``openblas_get_num_threads`` (None: none found; not Linux,
+    or NumPy not on OpenBLAS). Looked up once: the engine calls them around every batch."""
+    libraries = _openblas_libraries()
+    setters = [f for f in (_openblas_function(lib, "set") for lib in libraries) if f is not None]
+    getters = [f for f in (_openblas_function(lib, "get") for lib in libraries) if f is not None]
+    return setters, (getters[0] if getters else None)
+
+
 def _openblas_libraries() -> list:
     """The OpenBLAS libraries this process has loaded (Linux; [] elsewhere)."""
     try:
@@ -156,79 +165,164 @@ def _openblas_function(library, action: str):
 
 
 def limit_blas_threads(n: int) -> bool:
-    """Let NumPy's OpenBLAS use ``n`` threads; False where that cannot be done here
-    (not Linux, or NumPy not on OpenBLAS: set OPENBLAS_NUM_THREADS / OMP_NUM_THREADS
-    before Python starts instead).
+    """Let NumPy's OpenBLAS use ``n`` threads, for the whole process and until changed;
+    False where that cannot be done here (not Linux, or NumPy not on OpenBLAS: set
+    OPENBLAS_NUM_THREADS / OMP_NUM_THREADS before Python starts instead).
 
-    Why the chapter and the benchmark use 1: the course's matrices are small
-    (B=32, H=20) and the recurrence is sequential, so a BLAS thread pool only
-    adds synchronisation, and on a busy machine its spinning threads made
-    training 5-15x slower.
+    The engine does not need it: inside its calls it sets the BLAS threads it wants
+    and puts yours back afterwards (``set_threads`` says the rule). This sets them
+    for everything else, your own NumPy code included.
     """
-    done = False
-    for library in _openblas_libraries():
-        setter = _openblas_function(library, "set")
-        if setter is not None:
-            setter(int(n))
-            done = True
-    return done
+    setters, _ = _openblas_functions()
+    for setter in setters:
+        setter(int(n))
+    return bool(setters)
 
 
 def blas_threads() -> int | None:
-    """How many threads NumPy's OpenBLAS uses (None if unknown)."""
-    for library in _openblas_libraries():
-        getter = _openblas_function(library, "get")
-        if getter is not None:
-            return int(getter())
-    return None
+    """How many threads NumPy's OpenBLAS uses now (None if unknown)."""
+    _, getter = _openblas_functions()
+    return None if getter is None else int(getter())
 
 
+@contextlib.contextmanager
+def blas_threads_set_to(n: int):
+    """Context manager: NumPy's OpenBLAS on ``n`` threads inside, as it was afterwards.
+
+    How the engine applies its thread rule (``set_threads``) without changing the
+    BLAS threads of the caller's own NumPy code. Setting them costs about 0.5 us;
+    nothing is done where they are already ``n`` or cannot be set.
+    """
+    setters, getter = _openblas_functions()
+    before = None if getter is None else int(getter())
+    if before is None or before == n:
+        yield
+        return
+    for setter in setters:
+        setter(n)
+    try:
+        yield
+    finally:
+        for setter in setters:
+            setter(before)
+
+
+# --- the engine's threads: a large recurrent layer's batch split over the cores ----------
 PARALLEL_GRAIN = 2**15
 """Entries per time step (B x G) from which a recurrent layer splits its batch over threads."""
 
+_threads = None        # set_threads: None is every available core
+_blas_override = None  # set_blas_threads: None is the engine's rule
+_pool = None           # the threads that run a split batch's parts, made on first use
 
-def set_threads(n: int) -> None:
-    """Run each large recurrent layer's batch as ``n`` parts, one thread each (default 1).
 
-    NumPy releases the GIL inside its array operations, so the parts compute on
-    ``n`` cores at once: the element-wise operations of a step, which NumPy runs
-    on one core, as well as the matrix products. With ``n`` > 1 NumPy's BLAS is
-    limited to one thread (``limit_blas_threads(1)``) so that the parts' products
-    do not compete for the same cores. Only layers whose steps have at least
-    ``PARALLEL_GRAIN`` entries (B x G, e.g. B=64 with LSTM(256)) are split; the
-    course's small layers (B=32, LSTM(20): 2560) would only pay the threads'
-    overhead. The NumPy backend only: on CuPy a batch is never split.
+def available_cores() -> int:
+    """The CPU cores this process may run on (its affinity, e.g. under ``taskset``)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def set_threads(n: int | None = None) -> None:
+    """Let the engine use ``n`` cores (default, and ``None``: every available core).
+
+    The rule the engine applies inside ``fit``, ``evaluate``, ``predict``,
+    ``train_step`` and a model's ``forward`` / ``backward``, fastest on every
+    workload of ``python -m tinyrnn bench``:
+
+    * **small operations run on one thread.** NumPy's BLAS gets one thread
+      (``limit_blas_threads`` is applied for the call and your setting put back
+      afterwards): the course's products ((80, 20) x (20, 32)) are too small to
+      share, a thread pool only adds synchronisation, and on a busy machine its
+      spinning threads made training 5-15x slower.
+    * **a large recurrent layer splits its batch over the cores.** A layer whose
+      steps have at least ``PARALLEL_GRAIN`` entries (B x G, e.g. B=64 with
+      LSTM(256): 65536; the course's LSTM(20) at B=32 has 2560) cuts its batch
+      into ``min(n, B)`` parts of columns that unroll at once, one thread each
+      (NumPy releases the GIL inside its array operations, so the element-wise
+      operations of a step, which NumPy runs on one core, run on ``n`` cores as
+      well as the products). The parts share the cores: each part's BLAS gets
+      ``n // parts`` threads, one when the batch is split over all of them.
+
+    ``set_threads(1)`` runs everything on one core. ``set_blas_threads(k)``
+    overrides the BLAS threads inside the engine. The NumPy backend only: on
+    CuPy a batch is never split. Results do not depend on the split: the parts
+    compute what the whole batch computes (the weight gradients are summed over
+    the parts in a fixed order, so a run is repeatable bit for bit on the same
+    machine; on a machine with another number of cores a large layer's
+    gradients may differ in the last bits of float32).
     """
     global _threads, _pool
-    n = int(n)
-    if n < 1:
-        raise ValueError(f"threads must be a positive integer, got {n}")
+    if n is not None:
+        n = int(n)
+        if n < 1:
+            raise ValueError(f"threads must be a positive integer (or None for every core), got {n}")
     if _pool is not None:
         _pool.shutdown()
-    _threads, _pool = n, (ThreadPoolExecutor(n, thread_name_prefix="tinyrnn") if n > 1 else None)
-    if n > 1:
-        limit_blas_threads(1)
+    _threads, _pool = n, None
 
 
 def threads() -> int:
-    """How many threads a large recurrent layer uses (``set_threads``)."""
-    return _threads
+    """How many cores the engine uses (``set_threads``; by default every available core)."""
+    return _threads or available_cores()
+
+
+def set_blas_threads(n: int | None = None) -> None:
+    """NumPy's BLAS threads inside the engine's calls: ``n`` for every product, or
+    ``None`` (the default) for the engine's rule (see ``set_threads``).
+
+    Scoped like the rule: your own NumPy code keeps its BLAS threads (set those
+    with ``limit_blas_threads``).
+    """
+    global _blas_override
+    if n is not None:
+        n = int(n)
+        if n < 1:
+            raise ValueError(f"BLAS threads must be a positive integer (or None for the engine's rule), "
+                             f"got {n}")
+    _blas_override = n
+
+
+def blas_threads_override() -> int | None:
+    """The BLAS threads set with ``set_blas_threads`` (None: the engine's rule)."""
+    return _blas_override
+
+
+def engine_blas_threads(n_parts: int = 1) -> int:
+    """The BLAS threads the engine gives an operation (see ``set_threads``): one, or
+    ``threads() // n_parts`` in each of ``n_parts`` parts of a split batch;
+    ``set_blas_threads`` overrides both."""
+    if _blas_override is not None:
+        return _blas_override
+    return max(1, threads() // n_parts) if n_parts > 1 else 1
+
+
+def engine_blas(n_parts: int = 1):
+    """Context manager: NumPy's BLAS on ``engine_blas_threads(n_parts)`` threads inside,
+    the caller's setting afterwards."""
+    return blas_threads_set_to(engine_blas_threads(n_parts))
 
 
 def batch_parts(batch_size: int, entries_per_step: int) -> list:
-    """The batch as slices of columns: one slice of all of it, or ``threads()``
-    slices when several threads are set and a step has ``PARALLEL_GRAIN`` entries."""
-    n = min(_threads, batch_size) if _name == "numpy" and entries_per_step >= PARALLEL_GRAIN else 1
+    """The batch as slices of columns: one slice of all of it, or ``min(threads(), B)``
+    slices when a step has ``PARALLEL_GRAIN`` entries (see ``set_threads``)."""
+    n = min(threads(), batch_size) if _name == "numpy" and entries_per_step >= PARALLEL_GRAIN else 1
     bounds = [batch_size * k // n for k in range(n + 1)]
     return [slice(start, stop) for start, stop in zip(bounds, bounds[1:])]
 
 
 def parallel_map(function, *iterables) -> list:
-    """[function(*items) for items in zip(*iterables)], in the threads when there are several."""
+    """[function(*items) for items in zip(*iterables)], one thread per call when there are
+    several, sharing the engine's cores: each call's BLAS gets ``threads() // calls``."""
+    global _pool
     calls = list(zip(*iterables))
-    if len(calls) <= 1 or _pool is None:
+    if len(calls) <= 1:
         return [function(*items) for items in calls]
-    return list(_pool.map(lambda items: function(*items), calls))
+    if _pool is None:
+        _pool = ThreadPoolExecutor(threads(), thread_name_prefix="tinyrnn")
+    with engine_blas(len(calls)):
+        return list(_pool.map(lambda items: function(*items), calls))
 
 
 if os.environ.get("TINYRNN_BACKEND"):

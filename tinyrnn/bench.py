@@ -14,11 +14,11 @@ How the clock is read:
 3. report the median of each side and ratio = tinyrnn / PyTorch (below 1:
    tinyrnn is faster).
 
-PyTorch runs with ``--threads`` threads (default: every CPU). tinyrnn's threads
-are the workload's own (``Workload.threads`` and ``Workload.blas_threads``,
-printed in the table): one BLAS thread for the course's small models, as the
-chapter runs them; W3's large layers split their batch over every core
-(``tinyrnn.set_threads``), each part on one BLAS thread.
+PyTorch runs with ``--threads`` threads (default: every CPU). tinyrnn runs with
+its defaults, as ``fit`` does when nothing is set: every core, used by the rule
+of ``tinyrnn.set_threads`` (one BLAS thread for small operations, a large
+recurrent layer's batch split over the cores). ``--tinyrnn-threads`` and
+``--blas-threads`` ask for something else (``set_threads``, ``set_blas_threads``).
 
 Both sides run the same loop: shuffle, then for every batch forward, loss,
 backward, one Adam update, and the batch's loss read back as a Python float
@@ -56,6 +56,7 @@ Usage::
     python -m tinyrnn bench --json > bench.json   # machine-readable
     python -m tinyrnn bench --memory              # W3's peak training memory
     python -m tinyrnn bench --ln-cell             # ln_rnn: built-in cell vs the cell written with ops
+    python -m tinyrnn bench --tinyrnn-threads 1   # tinyrnn on one core instead of its defaults
 """
 
 from __future__ import annotations
@@ -231,13 +232,6 @@ class Workload:
     ``make_data(quick)`` returns float32 (X, Y); ``quick`` gives tiny sizes (for
     tests). A ``per_step`` workload times training steps on one batch (X, Y)
     and runs only on a GPU; the others time epochs over (X, Y).
-
-    ``blas_threads`` is how many threads NumPy's BLAS gets under tinyrnn: 1 for
-    the course's small models (B=32, H=20: their matrix products are too small
-    to share between threads, and ``python -m tinyrnn chapter`` runs them so,
-    just as PyTorch runs small operations on one thread), 0 for every core.
-    ``threads`` is ``backend.set_threads`` for tinyrnn (0: every core): W3's
-    large layers split their batch over the cores, each part with one BLAS thread.
     """
 
     name: str
@@ -247,30 +241,27 @@ class Workload:
     make_data: Callable[[bool], tuple]
     batch_size: int
     per_step: bool = False
-    blas_threads: int = 1
-    threads: int = 1
 
 
-def recurrent_workload(name, layer_class, units, n_features, make_data, batch_size, per_step=False,
-                       blas_threads=1, threads=1):
+def recurrent_workload(name, layer_class, units, n_features, make_data, batch_size, per_step=False):
     """A ``stacked_rnn`` workload; its PyTorch twin uses the torch.nn class of the same cell."""
     torch_name = {LSTM: "LSTM", GRU: "GRU", SimpleRNN: "RNN"}[layer_class]
     model = f"{layer_class.__name__}({units}) x 2 + TimeDistributed(Dense({N_AHEAD}))"
     return Workload(name, model + (", one training step" if per_step else ""),
                     functools.partial(stacked_rnn, layer_class, units, n_features),
                     functools.partial(torch_stacked_rnn, torch_name, units, n_features),
-                    make_data, batch_size, per_step, blas_threads, threads)
+                    make_data, batch_size, per_step)
 
 
 WORKLOADS = [
     recurrent_workload("W1", LSTM, 20, 1, w1_data, 32),
     recurrent_workload("W2-gru", GRU, 20, 1, w1_data, 32),
     recurrent_workload("W2-simplernn", SimpleRNN, 20, 1, w1_data, 32),
-    recurrent_workload("W3", LSTM, 256, 32, w3_data, 64, threads=0),
+    recurrent_workload("W3", LSTM, 256, 32, w3_data, 64),
     Workload("W4", "WaveNet: Conv1D(20, 2) rates (1, 2, 4, 8) x 2 + Conv1D(10, 1)",
              wavenet, torch_wavenet, w1_data, 32),
     recurrent_workload("W1-gpu", LSTM, 20, 1, w1_batch, 32, per_step=True),
-    recurrent_workload("W5", LSTM, 512, 64, w5_batch, 256, per_step=True, blas_threads=0),
+    recurrent_workload("W5", LSTM, 512, 64, w5_batch, 256, per_step=True),
 ]
 """Every workload, in the order they run and print."""
 
@@ -374,8 +365,8 @@ class Result:
     tinyrnn_s: float | None = None
     torch_s: float | None = None
     ratio: float | None = None
-    tinyrnn_threads: int = 1         # backend.set_threads under tinyrnn ("threads" is PyTorch's)
-    blas_threads: int | None = None  # NumPy's BLAS threads under tinyrnn (None: could not be set)
+    tinyrnn_threads: int = 1         # backend.threads() under tinyrnn ("threads" is PyTorch's)
+    blas_threads: int | str = "rule"  # set_blas_threads under tinyrnn; "rule": the engine's (set_threads)
     tinyrnn_times: list = field(default_factory=list)
     torch_times: list = field(default_factory=list)
     note: str | None = None      # why the torch side or the whole workload did not run
@@ -402,17 +393,19 @@ def describe_data(workload: Workload, X) -> str:
     return what if workload.per_step else f"{N} x {what}"
 
 
-def run_workload(workload: Workload, repeats: int, quick: bool, blas_threads: int | None = None) -> Result:
+def run_workload(workload: Workload, repeats: int, quick: bool) -> Result:
     """Warm up both sides, then time them alternating ``repeats`` times; medians and ratio.
 
-    tinyrnn's BLAS gets ``blas_threads`` threads (None: the workload's own setting)."""
+    tinyrnn runs with its current settings: its defaults unless ``set_threads`` or
+    ``set_blas_threads`` were called (``--tinyrnn-threads``, ``--blas-threads``)."""
     X, Y = workload.make_data(quick)
     unit = "step" if workload.per_step else "epoch"
     result = Result(workload.name, workload.model, describe_data(workload, X), unit)
     if workload.per_step and backend.get_backend() != "cupy":
         result.skipped, result.note = True, "GPU workload: needs the cupy backend (--backend cupy)"
         return result
-    result.tinyrnn_threads, result.blas_threads = set_tinyrnn_threads(workload, blas_threads)
+    result.tinyrnn_threads = backend.threads()
+    result.blas_threads = backend.blas_threads_override() or "rule"
     tiny = TinyrnnTrainer(workload, X, Y)
     device = torch_device()
     twin = TorchTrainer(workload, X, Y, device) if device else None
@@ -531,25 +524,15 @@ def limit_torch_threads(threads: int) -> None:
         torch.set_num_threads(threads)
 
 
-def set_blas_threads(blas_threads: int) -> int | None:
-    """Give NumPy's BLAS ``blas_threads`` threads (0: every core); the number set, or None.
+def set_tinyrnn_threads(threads: int | None, blas_threads: int | None) -> None:
+    """Ask tinyrnn for other threads than its defaults (None: leave the default).
 
-    tinyrnn's small matrix products (the course's B=32, H=20) run fastest on one BLAS thread,
-    as ``python -m tinyrnn chapter`` runs them; large layers (W3) want every core."""
-    n = blas_threads or os.cpu_count()
-    if not backend.limit_blas_threads(n):
-        print(f"note: NumPy's BLAS threads could not be set to {n}: set OPENBLAS_NUM_THREADS "
-              "before starting Python", file=sys.stderr)
-        return None
-    return n
-
-
-def set_tinyrnn_threads(workload: Workload, blas_threads: int | None = None) -> tuple:
-    """Set tinyrnn's threads and NumPy's BLAS threads as ``workload`` wants them
-    (``blas_threads``, when given, overrides the workload's). Returns (threads, BLAS threads or None)."""
-    threads = workload.threads or os.cpu_count()
-    backend.set_threads(threads)  # before the BLAS threads: more than one sets BLAS to one
-    return threads, set_blas_threads(workload.blas_threads if blas_threads is None else blas_threads)
+    ``threads``: ``backend.set_threads`` (0: every core, the default); ``blas_threads``:
+    ``backend.set_blas_threads`` for every product inside the engine (0: every core)."""
+    if threads is not None:
+        backend.set_threads(threads or None)
+    if blas_threads is not None:
+        backend.set_blas_threads(blas_threads or os.cpu_count())
 
 
 # --- output ------------------------------------------------------------------------------------
@@ -567,7 +550,7 @@ def format_row(result: Result) -> str:
         return f"{result.workload:<14}skipped: {result.note}"
     ratio = "-" if result.ratio is None else f"{result.ratio:.2f}x"
     row = COLUMNS.format(result.workload, result.model, result.data, result.tinyrnn_threads,
-                         result.blas_threads or "?", format_time(result.tinyrnn_s, result.unit),
+                         result.blas_threads, format_time(result.tinyrnn_s, result.unit),
                          format_time(result.torch_s, result.unit), ratio)
     return row + (f"   ({result.note})" if result.note else "")
 
@@ -581,8 +564,9 @@ def print_header(info: dict, repeats: int) -> None:
           f"Python {info['python_version']}")
     print(f"numpy {info['numpy_version']} (BLAS: {info['blas']}); tinyrnn backend {info['backend']} on "
           f"{info['device']}; {torch}; {info['threads']} threads")
-    print("threads, blas = tinyrnn's threads (backend.set_threads: a large layer's batch split over the "
-          "cores) and NumPy's BLAS threads;\n1 and 1 for the course's small models, as the chapter runs them")
+    print("threads, blas = tinyrnn's cores (backend.threads()) and NumPy's BLAS threads inside the engine; "
+          "'rule': tinyrnn's\ndefaults, as fit runs (one BLAS thread for small operations, a large recurrent "
+          "layer's batch split over the cores)")
     print()
     print(COLUMNS.format("workload", "model", "data", "threads", "blas", "tinyrnn", "torch", "ratio"))
 
@@ -690,10 +674,13 @@ def parse_args(argv) -> argparse.Namespace:
                         help="timed epochs per side, median reported (default 3; 1 with --quick)")
     parser.add_argument("--threads", type=int, default=None,
                         help="threads for PyTorch; default: all CPUs")
+    parser.add_argument("--tinyrnn-threads", type=int, default=None,
+                        help="cores for tinyrnn (tinyrnn.set_threads), 0 for every core (default: tinyrnn's "
+                             "defaults, what fit gets: every core)")
     parser.add_argument("--blas-threads", type=int, default=None,
-                        help="threads for NumPy's BLAS under tinyrnn, 0 for every core (default: each "
-                             "workload's own: 1 on the CPU, the course's small models as the chapter runs "
-                             "them and W3 whose batch is split over the cores instead; every core for W5)")
+                        help="threads for NumPy's BLAS inside tinyrnn (tinyrnn.set_blas_threads), 0 for "
+                             "every core (default: tinyrnn's rule: one for small operations, the cores "
+                             "shared with the batch split of a large recurrent layer)")
     parser.add_argument("--backend", choices=("numpy", "cupy"), default=None,
                         help="tinyrnn's backend (default: the current one, TINYRNN_BACKEND or numpy)")
     parser.add_argument("--json", action="store_true", help="print a JSON list of results instead of a table")
@@ -719,8 +706,9 @@ def parse_args(argv) -> argparse.Namespace:
         args.repeats = 1 if args.quick else 3
     if args.repeats < 1 or (args.threads is not None and args.threads < 1):
         parser.error("--repeats and --threads must be positive integers")
-    if args.blas_threads is not None and args.blas_threads < 0:
-        parser.error("--blas-threads must be 0 (every core) or a positive integer")
+    for flag in ("blas_threads", "tinyrnn_threads"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 0:
+            parser.error(f"--{flag.replace('_', '-')} must be 0 (every core) or a positive integer")
     return args
 
 
@@ -735,9 +723,8 @@ def main(argv=None) -> int:
         return 0
     threads = args.threads or os.cpu_count()
     limit_torch_threads(threads)
-    if args.memory:  # W3's settings: its batch split over every core, one BLAS thread each
-        w3 = next(workload for workload in WORKLOADS if workload.name == "W3")
-        set_tinyrnn_threads(w3, args.blas_threads)
+    set_tinyrnn_threads(args.tinyrnn_threads, args.blas_threads)
+    if args.memory:
         return report_memory(args, threads)
     return report_timings(args, threads)
 
@@ -760,7 +747,7 @@ def report_timings(args, threads: int) -> int:
         if workload.name not in args.workloads:
             continue
         try:
-            result = run_workload(workload, args.repeats, args.quick, args.blas_threads)
+            result = run_workload(workload, args.repeats, args.quick)
         except Exception as err:  # report it and go on with the other workloads
             failed = True
             result = Result(workload.name, workload.model, "", "", skipped=True,

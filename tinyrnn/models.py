@@ -164,6 +164,10 @@ class Model(Layer):
         """
         validation.check_samples(_first(x), "x")
         self._build_for(x)
+        with backend.engine_blas():  # the engine's BLAS threads for the whole step, yours afterwards
+            return self._train_step(x, y)
+
+    def _train_step(self, x, y) -> tuple:
         self.zero_grads()
         state_before = self._copy_state()
         try:
@@ -340,7 +344,8 @@ class Model(Layer):
         for start in range(0, _first(x).shape[0], batch_size):
             rows = slice(start, start + batch_size)
             xb, yb = _rows(x, rows), _rows(y, rows)
-            y_pred = self.forward(xb, training=False)
+            with backend.engine_blas():
+                y_pred = self.forward(xb, training=False)
             loss, _ = self._loss_and_gradient(yb, y_pred)
             totals.add(_first(xb).shape[0], {"loss": loss, **self._metric_values(yb, y_pred)})
         return totals.means()
@@ -350,8 +355,9 @@ class Model(Layer):
         ``training=True`` keeps dropout on (MC Dropout)."""
         batch_size = validation.positive_int(batch_size, "batch_size")
         x = self._prepare(x)[0]
-        batches = [self.forward(_rows(x, slice(s, s + batch_size)), training=training)
-                   for s in range(0, _first(x).shape[0], batch_size)]
+        with backend.engine_blas():  # small products on one BLAS thread (backend.set_threads)
+            batches = [self.forward(_rows(x, slice(s, s + batch_size)), training=training)
+                       for s in range(0, _first(x).shape[0], batch_size)]
         if isinstance(batches[0], (list, tuple)):
             return [numpy.concatenate([backend.to_numpy(b[k]) for b in batches])
                     for k in range(len(batches[0]))]
@@ -519,8 +525,9 @@ class Sequential(Model):
         array, shape (B, ...)
             The last layer's output, ``y_pred``.
         """
-        for layer in self.layers:
-            x = layer.forward(x, training=training)
+        with backend.engine_blas():  # small products on one BLAS thread (backend.set_threads)
+            for layer in self.layers:
+                x = layer.forward(x, training=training)
         return x
 
     def backward(self, dy):
@@ -540,8 +547,9 @@ class Sequential(Model):
         array, shape (B, ...) like the input
             dL/dx, the gradient with respect to the model's input.
         """
-        for layer in reversed(self.layers):
-            dy = layer.backward(dy)
+        with backend.engine_blas():
+            for layer in reversed(self.layers):
+                dy = layer.backward(dy)
         return dy
 
     def _build_for(self, x) -> None:
