@@ -1,11 +1,11 @@
 """The chapter's figures on the results page: copy a measured run's PNGs into the docs.
 
     python -m tinyrnn chapter --out chapter_out        # the full, measured run
-    python docs/chapter_figures.py chapter_out         # its figures into docs/pages/figures/
+    python docs/chapter_figures.py chapter_out         # its figures into docs/pages/figures/chapter/
 
 The second command copies the PNGs the run's ``results.json`` lists into
-``docs/pages/figures/``, removes figures of an earlier run that this one did not
-make, and writes ``docs/pages/figures/figures.json``: the command and date of
+``docs/pages/figures/chapter/`` (a folder of its own), removes figures of an earlier run that this one did not
+make, and writes ``docs/pages/figures/chapter/figures.json``: the command and date of
 the run, and each figure's file, caption and note (read from the run's
 ``report.md``). Commit the folder with the results table it belongs to.
 
@@ -26,7 +26,7 @@ import re
 import shutil
 import sys
 
-FIGURES = pathlib.Path(__file__).resolve().parent / "pages" / "figures"
+FIGURES = pathlib.Path(__file__).resolve().parent / "pages" / "figures" / "chapter"
 MANIFEST = "figures.json"
 MARKER = "<!-- chapter figures -->"
 RESULTS_PAGE = "results.md"
@@ -68,14 +68,14 @@ def collect(run: pathlib.Path, figures: pathlib.Path = FIGURES) -> dict:
     return manifest
 
 
-def figures_markdown(figures: pathlib.Path = FIGURES, prefix: str = "figures/") -> str:
+def figures_markdown(figures: pathlib.Path = FIGURES, prefix: str = "figures/chapter/") -> str:
     """The results page's figures, as Markdown: from the manifest, or a note that there are none."""
     manifest_path = figures / MANIFEST
     if not manifest_path.exists():
         return ("!!! note \"No figures committed yet\"\n"
                 "    The figures of the last measured run go here: run `python -m tinyrnn chapter "
                 "--out chapter_out`, then `python docs/chapter_figures.py chapter_out`, and commit "
-                "`docs/pages/figures/`.\n")
+                "`docs/pages/figures/chapter/`.\n")
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     lines = [f"Made by `{manifest['command']}`" + (f" on {manifest['date']}" if manifest["date"] else "")
              + " (the run of the table above), copied here by `python docs/chapter_figures.py`.", ""]

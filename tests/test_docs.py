@@ -441,7 +441,7 @@ def test_chapter_figures_are_copied_with_their_captions_and_command(tmp_path):
     assert manifest["figures"][1] == {"file": "b.png", "caption": "Curve B", "note": "What B shows."}
     markdown = chapter_figures.figures_markdown(figures)
     assert "Made by `python -m tinyrnn chapter` on 2026-12-01" in markdown
-    assert "### Curve A\n\n![Curve A](figures/a.png)" in markdown and "What B shows." in markdown
+    assert "### Curve A\n\n![Curve A](figures/chapter/a.png)" in markdown and "What B shows." in markdown
     with pytest.raises(SystemExit, match="--quick run"):
         chapter_figures.collect(_fake_run(tmp_path / "quick", quick=True), figures)
     assert "No figures committed yet" in chapter_figures.figures_markdown(tmp_path / "none")
@@ -459,4 +459,5 @@ def test_results_page_shows_the_committed_figures(site):
     listed = [figure["file"] for figure in json.loads(manifest.read_text())["figures"]]
     assert sorted(listed) == sorted(p.name for p in chapter_figures.FIGURES.glob("*.png"))
     for name in listed:
-        assert f'src="../figures/{name}"' in html and (site / "figures" / name).exists(), name
+        assert f'src="../figures/chapter/{name}"' in html, name
+        assert (site / "figures" / "chapter" / name).exists(), name
