@@ -125,9 +125,9 @@ def _offline_math():
 ])
 def test_the_build_fails_on_math_it_cannot_typeset(tex):
     """The hook refuses TeX that would reach the reader unconverted, naming the page."""
+    offline_math = _offline_math()                   # skips without the docs extra
     from mkdocs.exceptions import PluginError
 
-    offline_math = _offline_math()
     page = f'<p>see <span class="arithmatex">\\({tex}\\)</span></p>'
     with pytest.raises(PluginError, match=r"cells/x\.md: cannot typeset"):
         offline_math.typeset(page, "cells/x.md")
@@ -138,9 +138,8 @@ def test_the_build_fails_on_math_it_cannot_typeset(tex):
 
 
 def test_the_build_fails_on_a_page_that_needs_the_network():
+    offline_math = _offline_math()                   # skips without the docs extra
     from mkdocs.exceptions import PluginError
-
-    offline_math = _offline_math()
 
     class Page:
         class file:
