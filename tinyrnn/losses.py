@@ -10,6 +10,10 @@ one-step forecast, (B, T, 1) for a sequence-to-sequence model. A target of
 rank one less than a prediction whose last axis is 1 (``(B,)`` against
 ``(B, 1)``) is accepted, as in Keras.
 
+Classification losses (``SparseCategoricalCrossentropy``,
+``CategoricalCrossentropy``, ``BinaryCrossentropy``, each with ``from_logits``)
+average over the samples instead: see their docstrings for shapes and formulas.
+
 Use ``get("mse")`` (what ``model.compile(loss="mse")`` passes) or an
 instance (``Huber(delta=2.0)``).
 """
@@ -141,6 +145,220 @@ def _match(y_true, y_pred):
     return y_true, y_pred
 
 
+# --- classification: cross-entropies ---------------------------------------------
+EPSILON = 1e-7
+"""Keras's ``backend.epsilon()``: probabilities are clipped to [EPSILON, 1 - EPSILON] before the log."""
+
+
+class _Crossentropy(Loss):
+    """Base of the cross-entropies: they override ``__call__`` and ``gradient`` whole.
+
+    The loss of one sample is a sum over the C classes (categorical) or a mean
+    over the last axis (binary); the batch loss is the mean over the N samples
+    (every leading axis: B, or B * T for a sequence of predictions (B, T, C)).
+    """
+
+    def __init__(self, from_logits=False):
+        if not isinstance(from_logits, bool):
+            raise TypeError(f"{self.name}: from_logits must be True or False, got {from_logits!r}")
+        self.from_logits = from_logits
+
+    def get_config(self) -> dict:
+        return {"from_logits": self.from_logits}
+
+    def _pred(self, y_pred):
+        """y_pred as a float array; probabilities (from_logits=False) checked to lie in [0, 1]."""
+        xp = backend.xp
+        y_pred = xp.asarray(y_pred)
+        if y_pred.dtype.kind != "f":
+            y_pred = y_pred.astype(backend.floatx())
+        if not self.from_logits and y_pred.size and (float(y_pred.min()) < 0 or float(y_pred.max()) > 1):
+            raise ValueError(
+                f"{self.name}: from_logits=False expects probabilities in [0, 1], but y_pred holds values "
+                f"from {float(y_pred.min()):.4g} to {float(y_pred.max()):.4g}. If the last layer has no "
+                f"softmax/sigmoid (raw scores, logits), use {type(self).__name__}(from_logits=True)"
+            )
+        return y_pred
+
+
+class CategoricalCrossentropy(_Crossentropy):
+    """Cross-entropy of one-hot (or soft) targets y and predictions over C classes.
+
+    Shapes: ``y_true`` and ``y_pred`` (B, C) or (B, T, C); N = y_pred.size / C samples.
+
+    ``from_logits=True`` (y_pred = z, raw scores), stable by log-sum-exp:
+
+        log p = z - max(z) - log(sum_j exp(z_j - max(z)))
+        L = -(1/N) sum_n sum_i y_i log p_i
+        dL/dz = (p * sum_i y_i - y) / N  =  (p - y) / N   for one-hot y
+
+    ``from_logits=False`` (y_pred = probabilities, Keras's formula): each row is
+    renormalised, q = p / S with S = sum_j p_j, then clipped to [eps, 1 - eps]
+    (eps = 1e-7) before the log:
+
+        L = -(1/N) sum_n sum_i y_i log(clip(q_i))
+        dL/dp_j = (-y_j m_j / q_j + sum_i y_i m_i) / (S N)
+
+    where m_i = 1 where q_i was not clipped (0 where it was: the clip is flat there).
+    For a softmax output (S = 1, nothing clipped) this is -y/(p N) + 1/N; the
+    constant 1/N is in the null space of softmax's Jacobian, whose backward
+    turns the whole into the fused gradient (p - y) / N on the logits.
+    """
+
+    name = "categorical_crossentropy"
+
+    def __call__(self, y_true, y_pred):
+        """The mean cross-entropy over the N samples, a 0-d array of ``y_pred``'s dtype."""
+        y_true, y_pred = self._targets(y_true, y_pred)
+        xp = backend.xp
+        n = y_pred.size // y_pred.shape[-1]
+        return xp.asarray(-(y_true * self._log_probs(y_pred)).sum() / n)
+
+    def gradient(self, y_true, y_pred):
+        """dL/dy_pred (shape of ``y_pred``): on the logits, or on the probabilities."""
+        y_true, y_pred = self._targets(y_true, y_pred)
+        xp = backend.xp
+        n = y_pred.size // y_pred.shape[-1]
+        y_sum = y_true.sum(axis=-1, keepdims=True)
+        if self.from_logits:
+            return (_softmax(y_pred) * y_sum - y_true) / n
+        s = y_pred.sum(axis=-1, keepdims=True)
+        q = y_pred / s
+        m = ((q > EPSILON) & (q < 1.0 - EPSILON)).astype(y_pred.dtype)
+        ym = y_true * m
+        return (-ym / xp.clip(q, EPSILON, 1.0 - EPSILON) + ym.sum(axis=-1, keepdims=True)) / (s * n)
+
+    def _log_probs(self, y_pred):
+        """log p for every class: log-softmax of logits, or the log of renormalised, clipped probabilities."""
+        xp = backend.xp
+        if self.from_logits:
+            shifted = y_pred - y_pred.max(axis=-1, keepdims=True)
+            return shifted - xp.log(xp.exp(shifted).sum(axis=-1, keepdims=True))
+        q = y_pred / y_pred.sum(axis=-1, keepdims=True)
+        return xp.log(xp.clip(q, EPSILON, 1.0 - EPSILON))
+
+    def _targets(self, y_true, y_pred):
+        """(one-hot y_true, y_pred) as float arrays of one shape."""
+        y_pred = self._pred(y_pred)
+        y_true = backend.xp.asarray(y_true, dtype=y_pred.dtype)
+        if y_true.shape != y_pred.shape:
+            sparse = (" For integer class ids use SparseCategoricalCrossentropy"
+                      " (\"sparse_categorical_crossentropy\").")
+            hint = (sparse
+                    if y_true.shape == y_pred.shape[:-1] or y_true.shape == (*y_pred.shape[:-1], 1) else "")
+            raise ValueError(
+                f"{self.name}: y_true has shape {tuple(y_true.shape)} but y_pred has shape "
+                f"{tuple(y_pred.shape)}; one-hot targets must have y_pred's shape.{hint}"
+            )
+        return y_true, y_pred
+
+
+class SparseCategoricalCrossentropy(CategoricalCrossentropy):
+    """Cross-entropy of integer class ids: ``CategoricalCrossentropy`` of their one-hot rows.
+
+    Shapes: ``y_true`` (B,) or (B, T) of ids in 0..C-1 (a trailing axis of 1, (B, 1),
+    is accepted as in Keras), ``y_pred`` (B, C) or (B, T, C). Ids may come as
+    floats (``fit`` converts targets to floats) if their values are whole numbers.
+    Values and gradients are those of ``CategoricalCrossentropy`` with y = onehot(ids).
+    """
+
+    name = "sparse_categorical_crossentropy"
+
+    def _targets(self, y_true, y_pred):
+        y_pred = self._pred(y_pred)
+        return one_hot(y_true, y_pred.shape, self.name).astype(y_pred.dtype), y_pred
+
+
+class BinaryCrossentropy(_Crossentropy):
+    """Cross-entropy of targets y in [0, 1] (usually 0 or 1) for independent yes/no outputs.
+
+    Shapes: ``y_true`` and ``y_pred`` share one shape, e.g. (B, 1) or (B, T, 1)
+    ((B,) against (B, 1) accepted); N = y_pred.size entries, each its own Bernoulli.
+
+    ``from_logits=True`` (z, stable for any z; p = sigmoid(z)):
+
+        l = max(z, 0) - z y + log(1 + exp(-|z|)),    dL/dz = (p - y) / N
+
+    ``from_logits=False`` (p clipped to [eps, 1 - eps], eps = 1e-7, as Keras):
+
+        l = -(y log p + (1 - y) log(1 - p)),    dL/dp = m (p - y) / (p (1 - p) N)
+
+    with m = 1 where p was not clipped. L = mean(l) over all N entries.
+    """
+
+    name = "binary_crossentropy"
+
+    def __call__(self, y_true, y_pred):
+        """The mean binary cross-entropy over all N entries, a 0-d array of ``y_pred``'s dtype."""
+        y_true, y_pred = _match(y_true, self._pred(y_pred))
+        xp = backend.xp
+        if self.from_logits:
+            z = y_pred
+            per_entry = xp.maximum(z, 0) - z * y_true + xp.log1p(xp.exp(-xp.abs(z)))
+        else:
+            p = xp.clip(y_pred, EPSILON, 1.0 - EPSILON)
+            per_entry = -(y_true * xp.log(p) + (1.0 - y_true) * xp.log(1.0 - p))
+        return xp.asarray(xp.mean(per_entry))
+
+    def gradient(self, y_true, y_pred):
+        """dL/dy_pred, shape of ``y_pred``: (p - y) / N on logits, its chain rule on probabilities."""
+        y_true, y_pred = _match(y_true, self._pred(y_pred))
+        xp = backend.xp
+        n = y_pred.size
+        if self.from_logits:
+            return (_sigmoid(y_pred) - y_true) / n
+        m = ((y_pred > EPSILON) & (y_pred < 1.0 - EPSILON)).astype(y_pred.dtype)
+        p = xp.clip(y_pred, EPSILON, 1.0 - EPSILON)
+        return m * (p - y_true) / (p * (1.0 - p) * n)
+
+
+def _softmax(z):
+    xp = backend.xp
+    e = xp.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _sigmoid(z):
+    """1 / (1 + exp(-z)) without overflow: exp of -|z| only."""
+    xp = backend.xp
+    e = xp.exp(-xp.abs(z))
+    return xp.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def one_hot(ids, shape, who="one_hot"):
+    """Integer class ids of shape ``shape[:-1]`` (or ``(*shape[:-1], 1)``) as one-hot rows of ``shape``.
+
+    Raises a ValueError naming the offending id when one is not a whole number or
+    lies outside 0..C-1 (C = shape[-1]), or when the ids' shape does not fit.
+    """
+    xp = backend.xp
+    ids = xp.asarray(ids)
+    c = shape[-1]
+    if ids.shape == (*shape[:-1], 1) and len(shape) > 1:
+        ids = ids[..., 0]
+    if ids.shape != tuple(shape[:-1]):
+        raise ValueError(
+            f"{who}: class ids y_true have shape {tuple(ids.shape)} but y_pred has shape {tuple(shape)}; "
+            f"sparse targets have y_pred's shape without its last (class) axis: {tuple(shape[:-1])}"
+        )
+    if ids.dtype.kind == "f":
+        bad = ids != xp.round(ids)
+        if bool(bad.any()):
+            raise ValueError(
+                f"{who}: class ids must be integers, got {float(ids[bad].ravel()[0])!r}; "
+                "pass integer class ids 0..C-1 (or one-hot rows to categorical_crossentropy)"
+            )
+    elif ids.dtype.kind not in "iu":
+        raise ValueError(f"{who}: class ids must be integers, got an array of dtype {ids.dtype}")
+    out = (ids < 0) | (ids >= c)
+    if bool(out.any()):
+        raise ValueError(
+            f"{who}: class id {ids[out].ravel()[0].item()!r} is out of range for C={c} classes "
+            f"(y_pred's last axis): ids must lie in 0..{c - 1}"
+        )
+    return (ids.astype("int64")[..., None] == xp.arange(c)).astype(backend.floatx())
+
+
 LOSSES = {
     "mse": MeanSquaredError,
     "mean_squared_error": MeanSquaredError,
@@ -148,6 +366,9 @@ LOSSES = {
     "mean_absolute_error": MeanAbsoluteError,
     "huber": Huber,
     "huber_loss": Huber,
+    "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
+    "categorical_crossentropy": CategoricalCrossentropy,
+    "binary_crossentropy": BinaryCrossentropy,
 }
 """Accepted names (case-insensitive) and the class each builds."""
 

@@ -238,7 +238,11 @@ class Model(Layer):
         loss : str or Loss or function, or a list of them (one per output)
             ``"mse"`` or ``"mean_squared_error"`` (``MeanSquaredError``),
             ``"mae"`` or ``"mean_absolute_error"`` (``MeanAbsoluteError``),
-            ``"huber"`` or ``"huber_loss"`` (``Huber``, delta 1), Keras's
+            ``"huber"`` or ``"huber_loss"`` (``Huber``, delta 1),
+            ``"sparse_categorical_crossentropy"`` (integer class ids),
+            ``"categorical_crossentropy"`` (one-hot targets) and
+            ``"binary_crossentropy"`` (on probabilities; for logits pass e.g.
+            ``SparseCategoricalCrossentropy(from_logits=True)``), Keras's
             functions ``losses.mean_squared_error`` / ``mean_absolute_error``, or
             a ``Loss`` instance such as ``Huber(delta=2.0)``. A model with several
             outputs takes one loss for all of them or a list; their sum is trained.
