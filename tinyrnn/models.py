@@ -255,7 +255,10 @@ class Model(Layer):
             Each entry ``"mse"`` or ``"mean_squared_error"`` (reported as
             ``mse``), ``"mae"`` or ``"mean_absolute_error"`` (reported as
             ``mae``), ``"last_time_step_mse"`` (the course's MSE of the last
-            time step only), or a function ``fn(y_true, y_pred)`` returning one
+            time step only), ``"accuracy"`` or ``"acc"`` (Keras's accuracy, chosen
+            from the target's shape: see ``metrics.accuracy``),
+            ``"sparse_categorical_accuracy"``, ``"categorical_accuracy"``,
+            ``"binary_accuracy"`` (threshold 0.5), or a function ``fn(y_true, y_pred)`` returning one
             value per sample (reported under its ``__name__``).
 
         Raises
