@@ -229,3 +229,23 @@ def test_values_match_pytorch(shape):
     F.cross_entropy(tz, tids).backward()
     ours = host(losses.SparseCategoricalCrossentropy(from_logits=True).gradient(ids, arr(z)))
     numpy.testing.assert_allclose(ours.reshape(-1, C), tz.grad.numpy(), rtol=1e-10, atol=1e-15)
+
+
+def test_a_softmax_classifier_trains_with_categorical_crossentropy_and_saves_its_loss(tmp_path):
+    import tinyrnn
+    from tinyrnn import Sequential
+
+    tinyrnn.seeding.set_random_seed(0)
+    rng = numpy.random.default_rng(8)
+    x = rng.normal(size=(64, 3)).astype("float32")
+    y = numpy.eye(3)[(x[:, 0] > 0).astype(int) + (x[:, 1] > 0)]  # three classes from two signs
+    model = Sequential([Dense(8, activation="tanh", input_shape=(3,)), Dense(3, activation="softmax")])
+    model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+    history = model.fit(x, y, epochs=30, verbose=0).history
+    assert history["loss"][-1] < 0.9 * history["loss"][0]
+    assert history["accuracy"][-1] > history["accuracy"][0]
+    model.compile(loss=losses.CategoricalCrossentropy(from_logits=True), optimizer="adam", metrics=["acc"])
+    model.save(tmp_path / "m.npz")
+    loaded = tinyrnn.load_model(tmp_path / "m.npz")
+    assert isinstance(loaded.loss, losses.CategoricalCrossentropy) and loaded.loss.from_logits is True
+    assert [name for name, _ in loaded.metrics] == ["acc"]
