@@ -249,3 +249,26 @@ def test_a_softmax_classifier_trains_with_categorical_crossentropy_and_saves_its
     loaded = tinyrnn.load_model(tmp_path / "m.npz")
     assert isinstance(loaded.loss, losses.CategoricalCrossentropy) and loaded.loss.from_logits is True
     assert [name for name, _ in loaded.metrics] == ["acc"]
+
+
+def test_fit_takes_integer_class_ids_for_the_sparse_loss():
+    """Keras's usage: y holds one integer id per output row, (B,) or (B, T); the loss goes down."""
+    import tinyrnn
+    from tinyrnn.layers import Dense, SimpleRNN
+
+    rng = numpy.random.default_rng(0)
+    x = rng.normal(size=(64, 6, 3)).astype("float32")
+    ids = (x[:, -1, 0] > 0).astype("int64") + (x[:, -1, 1] > 0)                  # (B,) in 0..2
+    model = tinyrnn.Sequential([SimpleRNN(8, input_shape=[None, 3]), Dense(3, activation="softmax")])
+    model.compile(loss="sparse_categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+    history = model.fit(x, ids, epochs=10, verbose=0).history
+    assert history["loss"][-1] < 0.95 * history["loss"][0]
+    per_step = (x[..., 0] > 0).astype("int32")                                      # (B, T)
+    seq = tinyrnn.Sequential([SimpleRNN(8, return_sequences=True, input_shape=[None, 3]),
+                              Dense(2, activation="softmax")])
+    seq.compile(loss="sparse_categorical_crossentropy", optimizer="adam")
+    assert seq.evaluate(x, per_step) > 0
+    mse = tinyrnn.Sequential([SimpleRNN(8, input_shape=[None, 3]), Dense(3)])
+    mse.compile(loss="mse", optimizer="adam")
+    with pytest.raises(TypeError, match="integer dtype"):                          # only ids are ids
+        mse.fit(x, ids, epochs=1, verbose=0)

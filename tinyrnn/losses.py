@@ -34,6 +34,7 @@ class Loss:
     """
 
     name = "loss"
+    class_ids = False  # True: targets are class ids (SparseCategoricalCrossentropy)
 
     def __call__(self, y_true, y_pred):
         """The mean loss over all entries, as a 0-d array of ``y_pred``'s dtype."""
@@ -263,6 +264,7 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
     """
 
     name = "sparse_categorical_crossentropy"
+    class_ids = True  # fit takes integer targets, shaped like the output without its last axis
 
     def _targets(self, y_true, y_pred):
         y_pred = self._pred(y_pred)

@@ -393,7 +393,7 @@ class Model(Layer):
         several = self.outputs is not None and len(self.outputs) > 1
         if self.outputs is not None and not several:
             y = _unpack_array_list(y)
-        y = _arrays(y, y_name, several)
+        y = _arrays(_class_ids_as_floats(y, self.loss), y_name, several)
         for a in graph.flatten(y):
             validation.same_samples(_first(x), a, x_name, y_name)
         return x, y
@@ -578,7 +578,7 @@ class Sequential(Model):
         self._check_input_shape(x.shape, x_name)
         if y is None:
             return (x,)
-        y = backend.asarray(validation.float_array(y, y_name))
+        y = backend.asarray(validation.float_array(_class_ids_as_floats(y, self.loss), y_name))
         validation.same_samples(x, y, x_name, y_name)
         self._check_target_shape(x, y.shape, y_name)
         return x, y
@@ -610,7 +610,8 @@ class Sequential(Model):
         if isinstance(y_pred, (list, tuple)):  # the last layer returns states too: the loss sees a list
             return
         out = (x.shape[0], *y_pred.shape[1:])
-        squeezed = out[-1] == 1 and tuple(y_shape) == tuple(out[:-1])
+        ids = getattr(self.loss, "class_ids", False)          # one class id per output row
+        squeezed = (out[-1] == 1 or ids) and tuple(y_shape) == tuple(out[:-1])
         if tuple(y_shape) == tuple(out) or squeezed:
             return
         if len(y_shape) > len(out):
@@ -691,6 +692,20 @@ def _unpack_singleton(x):
 def _unpack_array_list(x):
     """The array of a list of one array (not a nested list of numbers), else x."""
     return x[0] if isinstance(x, (list, tuple)) and len(x) == 1 and hasattr(x[0], "shape") else x
+
+
+def _class_ids_as_floats(y, loss):
+    """Integer targets as floats for a loss of class ids (``sparse_categorical_crossentropy``,
+    which checks they are whole numbers in range); for other losses integer targets stay refused."""
+    if not any(getattr(fn, "class_ids", False) for fn in (loss if isinstance(loss, list) else [loss])):
+        return y
+
+    def as_floats(a):
+        a = a if backend.is_array(a) else numpy.asarray(a)
+        return a.astype(backend.floatx()) if a.dtype.kind in "iu" else a
+
+    several = isinstance(y, (list, tuple)) and len(y) > 0 and backend.is_array(y[0])
+    return [as_floats(a) for a in y] if several else as_floats(y)
 
 
 def _first(x):
