@@ -76,8 +76,8 @@ def test_compile_takes_strings_and_objects_and_refuses_unknown_names():
     model = Sequential([Flatten(input_shape=[5, 1]), Dense(1)])
     model.compile(loss=tinyrnn.losses.Huber(), optimizer=tinyrnn.optimizers.SGD(momentum=0.9),
                   metrics=["mae"])
-    with pytest.raises(ValueError, match="adam"):
-        model.compile(loss="mse", optimizer="adamw")
+    with pytest.raises(ValueError, match="unknown optimizer 'adamax'.*'adam'"):
+        model.compile(loss="mse", optimizer="adamax")
     with pytest.raises(ValueError, match="mse"):
         model.compile(loss="mean_squared_eror", optimizer="adam")
 

@@ -145,8 +145,13 @@ def test_adam_matches_torch_at_zero_epsilon():
         lambda: optimizers.SGD(0.1, momentum=0.9, nesterov=True, clipnorm=0.5),
         lambda: optimizers.Adam(0.01, global_clipnorm=0.5),
         lambda: optimizers.Adam(0.01, clipvalue=0.1),
+        lambda: optimizers.AdamW(0.01),
+        lambda: optimizers.Nadam(0.01, clipnorm=0.5),
+        lambda: optimizers.RMSprop(0.01, momentum=0.9, centered=True),
+        lambda: optimizers.Adagrad(0.01),
     ],
-    ids=["sgd", "nesterov+clipnorm", "adam+global_clipnorm", "adam+clipvalue"],
+    ids=["sgd", "nesterov+clipnorm", "adam+global_clipnorm", "adam+clipvalue", "adamw", "nadam+clipnorm",
+         "rmsprop-centered-momentum", "adagrad"],
 )
 def test_updates_in_place_keep_float32_and_leave_grads_alone(make):
     opt = make()
@@ -282,6 +287,13 @@ ONLY_ONE_CLIP = "only one of clipnorm, clipvalue and global_clipnorm can be set"
         (lambda: optimizers.SGD(global_clipnorm=True), "global_clipnorm must be a finite number"),
         (lambda: optimizers.SGD(clipnorm=1, global_clipnorm=1), ONLY_ONE_CLIP),
         (lambda: optimizers.Adam(clipnorm=1, clipvalue=1), ONLY_ONE_CLIP),
+        (lambda: optimizers.Nadam(beta_1=1.0), r"beta_1 must be in \[0, 1\)"),
+        (lambda: optimizers.RMSprop(rho=1.0), r"rho must be in \[0, 1\)"),
+        (lambda: optimizers.RMSprop(momentum=2.0), "momentum must be <= 1"),
+        (lambda: optimizers.RMSprop(centered=1), "centered must be True or False"),
+        (lambda: optimizers.Adagrad(initial_accumulator_value=-0.1),
+         "initial_accumulator_value must be >= 0"),
+        (lambda: optimizers.AdamW(weight_decay=None), "weight_decay must be a finite number"),
     ],
 )
 def test_bad_arguments_raise_clear_errors(make, match):
@@ -305,7 +317,10 @@ def test_apply_gradients_rejects_mismatched_or_repeated_entries():
 
 
 @pytest.mark.parametrize(
-    "name, cls", [("adam", optimizers.Adam), ("Adam", optimizers.Adam), ("SGD", optimizers.SGD)]
+    "name, cls",
+    [("adam", optimizers.Adam), ("Adam", optimizers.Adam), ("SGD", optimizers.SGD),
+     ("nadam", optimizers.Nadam), ("rmsprop", optimizers.RMSprop), ("RMSprop", optimizers.RMSprop),
+     ("adagrad", optimizers.Adagrad), ("adamw", optimizers.AdamW)],
 )
 def test_get_by_name(name, cls):
     assert type(optimizers.get(name)) is cls
@@ -331,9 +346,9 @@ def test_get_passes_instances_through_and_rebuilds_from_config():
 
 
 def test_get_rejects_unknown_names_listing_accepted_ones():
-    with pytest.raises(ValueError, match=r"unknown optimizer 'rmsprop'.*'sgd'.*'adam'"):
-        optimizers.get("rmsprop")
-    with pytest.raises(TypeError, match=r"Optimizer instance or one of 'sgd', 'adam'; got float"):
+    with pytest.raises(ValueError, match=r"unknown optimizer 'adadelta'.*'sgd'.*'adam'.*'adagrad'"):
+        optimizers.get("adadelta")
+    with pytest.raises(TypeError, match=r"Optimizer instance or one of 'sgd', .*'adagrad'; got float"):
         optimizers.get(0.01)
 
 
@@ -342,8 +357,15 @@ def test_get_rejects_unknown_names_listing_accepted_ones():
 
 @pytest.mark.parametrize(
     "make",
-    [lambda: optimizers.Adam(0.01), lambda: optimizers.SGD(0.05, momentum=0.9, nesterov=True)],
-    ids=["adam", "sgd-nesterov"],
+    [
+        lambda: optimizers.Adam(0.01),
+        lambda: optimizers.SGD(0.05, momentum=0.9, nesterov=True),
+        lambda: optimizers.AdamW(0.01, weight_decay=0.1),
+        lambda: optimizers.Nadam(0.01),
+        lambda: optimizers.RMSprop(0.01, momentum=0.5, centered=True),
+        lambda: optimizers.Adagrad(0.01, clipnorm=1.0),
+    ],
+    ids=["adam", "sgd-nesterov", "adamw", "nadam", "rmsprop-centered-momentum", "adagrad"],
 )
 def test_state_round_trip_continues_bit_for_bit(make):
     params, grads = random_problem(seed=9, dtype="float32")
@@ -352,6 +374,8 @@ def test_state_round_trip_continues_bit_for_bit(make):
     state = first.get_state()
     assert int(state["iterations"]) == 3
     expected_names = {f"{s}/{k}" for s in first.slot_names for k in SHAPES} | {"iterations"}
+    if isinstance(first, optimizers.Nadam):
+        expected_names.add("u_product")  # the momentum schedule's running product
     assert set(state) == expected_names
 
     buffer = io.BytesIO()  # through a file, as a model save would
@@ -394,3 +418,184 @@ def test_loaded_slot_of_the_wrong_shape_is_a_clear_error():
     adam.set_state({"iterations": 1, "m/w": numpy.zeros(3), "v/w": numpy.zeros(3)})
     with pytest.raises(ValueError, match="slot 'm' has shape"):
         adam.apply_gradients([("w", backend.xp.zeros(4), backend.xp.ones(4))])
+
+
+# --- Nadam, RMSprop, Adagrad, AdamW: Keras 3's rules ---------------------------------
+# Each against a plain NumPy transcription of Keras's equations (float64, written per
+# step as Keras's source reads) and, where the formulas coincide, against torch.optim.
+
+
+def reference_nadam(params, grads, lr, beta_1, beta_2, epsilon, decay=0.96):
+    """Keras's Nadam: momentum factors u_t = beta_1 (1 - 0.5 decay^t), their running product."""
+    p = {k: host(v).copy() for k, v in params.items()}
+    m = {k: numpy.zeros_like(v) for k, v in p.items()}
+    v = {k: numpy.zeros_like(x) for k, x in p.items()}
+    factors = [beta_1 * (1 - 0.5 * decay**t) for t in range(1, len(grads) + 2)]
+    for t, round_ in enumerate(grads, start=1):
+        u_t, u_next = factors[t - 1], factors[t]
+        product = numpy.prod(factors[:t])
+        for k, g in round_.items():
+            m[k] = beta_1 * m[k] + (1 - beta_1) * g
+            v[k] = beta_2 * v[k] + (1 - beta_2) * g**2
+            m_hat = u_next * m[k] / (1 - product * u_next) + (1 - u_t) * g / (1 - product)
+            v_hat = v[k] / (1 - beta_2**t)
+            p[k] = p[k] - lr * m_hat / (numpy.sqrt(v_hat) + epsilon)
+    return p
+
+
+def reference_rmsprop(params, grads, lr, rho, momentum, epsilon, centered):
+    """Keras's RMSprop: epsilon inside the square root; momentum accumulates lr * g / d."""
+    p = {k: host(v).copy() for k, v in params.items()}
+    v = {k: numpy.zeros_like(x) for k, x in p.items()}
+    a = {k: numpy.zeros_like(x) for k, x in p.items()}
+    s = {k: numpy.zeros_like(x) for k, x in p.items()}
+    for round_ in grads:
+        for k, g in round_.items():
+            v[k] = rho * v[k] + (1 - rho) * g**2
+            a[k] = rho * a[k] + (1 - rho) * g
+            d = numpy.sqrt(v[k] - a[k] ** 2 + epsilon) if centered else numpy.sqrt(v[k] + epsilon)
+            s[k] = momentum * s[k] + lr * g / d
+            p[k] = p[k] - s[k]
+    return p
+
+
+def reference_adagrad(params, grads, lr, initial, epsilon):
+    """Keras's Adagrad: the accumulator starts at ``initial``; epsilon inside the square root."""
+    p = {k: host(v).copy() for k, v in params.items()}
+    acc = {k: numpy.full_like(v, initial) for k, v in p.items()}
+    for round_ in grads:
+        for k, g in round_.items():
+            acc[k] = acc[k] + g**2
+            p[k] = p[k] - lr * g / numpy.sqrt(acc[k] + epsilon)
+    return p
+
+
+def reference_adamw(params, grads, lr, weight_decay, beta_1, beta_2, epsilon):
+    """Decoupled decay p <- p (1 - lr wd) then textbook bias-corrected Adam (eps_hat as in Keras)."""
+    p = {k: host(v).copy() for k, v in params.items()}
+    m = {k: numpy.zeros_like(v) for k, v in p.items()}
+    v = {k: numpy.zeros_like(x) for k, x in p.items()}
+    for t, round_ in enumerate(grads, start=1):
+        for k, g in round_.items():
+            p[k] = p[k] * (1 - lr * weight_decay)
+            m[k] = beta_1 * m[k] + (1 - beta_1) * g
+            v[k] = beta_2 * v[k] + (1 - beta_2) * g**2
+            eps_hat = epsilon / numpy.sqrt(1 - beta_2**t)
+            p[k] = p[k] - lr * (m[k] / (1 - beta_1**t)) / (numpy.sqrt(v[k] / (1 - beta_2**t)) + eps_hat)
+    return p
+
+
+def test_new_optimizers_have_keras_defaults():
+    nadam, rmsprop, adagrad, adamw = (optimizers.get(n) for n in ("nadam", "rmsprop", "adagrad", "adamw"))
+    assert (nadam.learning_rate, nadam.beta_1, nadam.beta_2, nadam.epsilon) == (0.001, 0.9, 0.999, 1e-7)
+    assert (rmsprop.learning_rate, rmsprop.rho, rmsprop.momentum, rmsprop.epsilon, rmsprop.centered) == (
+        0.001, 0.9, 0.0, 1e-7, False)
+    assert (adagrad.learning_rate, adagrad.initial_accumulator_value, adagrad.epsilon) == (0.001, 0.1, 1e-7)
+    assert (adamw.learning_rate, adamw.weight_decay, adamw.beta_1, adamw.beta_2, adamw.epsilon) == (
+        0.001, 0.004, 0.9, 0.999, 1e-7)
+    assert rmsprop.slot_names == ("velocity",) and adagrad.slot_names == ("accumulator",)
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{}, {"learning_rate": 0.01, "beta_1": 0.8, "beta_2": 0.95, "epsilon": 0.05}]
+)
+def test_nadam_matches_keras_equations(kwargs):
+    params, grads = random_problem(seed=11)
+    full = {"learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7, **kwargs}
+    expected = reference_nadam(
+        params, grads, full["learning_rate"], full["beta_1"], full["beta_2"], full["epsilon"])
+    assert_params_close(run(optimizers.Nadam(**kwargs), params, grads), expected)
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.7])
+@pytest.mark.parametrize("centered", [False, True])
+@pytest.mark.parametrize("epsilon", [1e-7, 0.05])  # a large epsilon shows it sits inside the root
+def test_rmsprop_matches_keras_equations(momentum, centered, epsilon):
+    params, grads = random_problem(seed=12)
+    expected = reference_rmsprop(params, grads, 0.01, 0.8, momentum, epsilon, centered)
+    mine = run(optimizers.RMSprop(0.01, rho=0.8, momentum=momentum, epsilon=epsilon, centered=centered),
+               params, grads)
+    assert_params_close(mine, expected)
+
+
+@pytest.mark.parametrize("initial, epsilon", [(0.1, 1e-7), (0.0, 0.05), (2.0, 1e-7)])
+def test_adagrad_matches_keras_equations(initial, epsilon):
+    params, grads = random_problem(seed=13)
+    expected = reference_adagrad(params, grads, 0.05, initial, epsilon)
+    mine = run(optimizers.Adagrad(0.05, initial_accumulator_value=initial, epsilon=epsilon), params, grads)
+    assert_params_close(mine, expected)
+
+
+@pytest.mark.parametrize("epsilon", [1e-7, 0.05])
+def test_adamw_matches_keras_equations(epsilon):
+    params, grads = random_problem(seed=14)
+    expected = reference_adamw(params, grads, 0.01, 0.1, 0.8, 0.95, epsilon)
+    adamw = optimizers.AdamW(0.01, weight_decay=0.1, beta_1=0.8, beta_2=0.95, epsilon=epsilon)
+    mine = run(adamw, params, grads)
+    assert_params_close(mine, expected)
+
+
+def test_adamw_without_decay_is_adam_and_decay_shrinks_parameters():
+    params, grads = random_problem(seed=15)
+    same = {k: backend.xp.array(v, copy=True) for k, v in params.items()}
+    numpy.testing.assert_array_equal(
+        run(optimizers.AdamW(0.01, weight_decay=0.0), params, grads)["dense/kernel"],
+        run(optimizers.Adam(0.01), same, grads)["dense/kernel"])
+    zero_grads = [{k: numpy.zeros(s) for k, s in SHAPES.items()}]
+    params, _ = random_problem(seed=15)
+    before = host(params["dense/bias"]).copy()
+    after = run(optimizers.AdamW(0.01, weight_decay=0.5), params, zero_grads)["dense/bias"]
+    # Biases decay too, as in Keras; with zero gradients Adam's step is zero.
+    numpy.testing.assert_allclose(after, before * (1 - 0.01 * 0.5), rtol=1e-15)
+
+
+def test_nadam_matches_torch_with_keras_schedule():
+    # torch's NAdam schedule is 0.96**(t * momentum_decay); momentum_decay=1 gives Keras's 0.96**t.
+    # torch keeps its step and the schedule's product in the default dtype: float64 here.
+    torch = pytest.importorskip("torch")
+    params, grads = random_problem(seed=16)
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        expected = _torch_run(
+            torch, lambda ps: torch.optim.NAdam(ps, lr=0.01, betas=(0.8, 0.95), eps=1e-7, momentum_decay=1.0),
+            params, grads)
+    finally:
+        torch.set_default_dtype(default)
+    mine = run(optimizers.Nadam(0.01, beta_1=0.8, beta_2=0.95, epsilon=1e-7), params, grads)
+    assert_params_close(mine, expected, rtol=1e-11)
+
+
+@pytest.mark.parametrize("momentum, centered", [(0.0, False), (0.7, False), (0.0, True), (0.7, True)])
+def test_rmsprop_matches_torch_at_tiny_epsilon(momentum, centered):
+    # Keras: sqrt(v + eps); torch: sqrt(v) + eps. At eps = 1e-30 both equal sqrt(v) in float64.
+    torch = pytest.importorskip("torch")
+    params, grads = random_problem(seed=17)
+    expected = _torch_run(torch, lambda ps: torch.optim.RMSprop(
+        ps, lr=0.01, alpha=0.8, eps=1e-30, momentum=momentum, centered=centered), params, grads)
+    mine = run(optimizers.RMSprop(0.01, rho=0.8, momentum=momentum, epsilon=1e-30, centered=centered),
+               params, grads)
+    assert_params_close(mine, expected, rtol=1e-11)
+
+
+def test_adagrad_matches_torch_at_tiny_epsilon():
+    torch = pytest.importorskip("torch")
+    params, grads = random_problem(seed=18)
+    expected = _torch_run(torch, lambda ps: torch.optim.Adagrad(
+        ps, lr=0.05, initial_accumulator_value=0.1, eps=1e-30), params, grads)
+    mine = run(optimizers.Adagrad(0.05, initial_accumulator_value=0.1, epsilon=1e-30), params, grads)
+    assert_params_close(mine, expected, rtol=1e-11)
+
+
+def test_adamw_matches_torch_at_zero_epsilon():
+    torch = pytest.importorskip("torch")
+    params, grads = random_problem(seed=19)
+    expected = _torch_run(torch, lambda ps: torch.optim.AdamW(
+        ps, lr=0.01, betas=(0.8, 0.95), eps=0.0, weight_decay=0.1), params, grads)
+    mine = run(optimizers.AdamW(0.01, weight_decay=0.1, beta_1=0.8, beta_2=0.95, epsilon=0.0), params, grads)
+    assert_params_close(mine, expected, rtol=1e-11)
+
+
+def test_nadam_state_without_its_schedule_product_is_a_clear_error():
+    with pytest.raises(ValueError, match="no 'u_product' entry"):
+        optimizers.Nadam().set_state({"iterations": 1})

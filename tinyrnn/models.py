@@ -247,8 +247,9 @@ class Model(Layer):
             a ``Loss`` instance such as ``Huber(delta=2.0)``. A model with several
             outputs takes one loss for all of them or a list; their sum is trained.
         optimizer : str or Optimizer or dict
-            ``"adam"`` (``Adam()``: learning rate 0.001) or ``"sgd"`` (``SGD()``:
-            learning rate 0.01, no momentum), an ``Optimizer`` instance such as
+            ``"adam"`` (``Adam()``: learning rate 0.001), ``"sgd"`` (``SGD()``:
+            learning rate 0.01, no momentum), ``"adamw"``, ``"nadam"``, ``"rmsprop"``
+            or ``"adagrad"`` (Keras's defaults), an ``Optimizer`` instance such as
             ``SGD(learning_rate=0.005, momentum=0.9, clipnorm=1.0)``, or a saved
             ``{"class_name": ..., "config": {...}}``.
         metrics : list, optional

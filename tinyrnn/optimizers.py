@@ -1,4 +1,4 @@
-"""Optimizers: SGD (with momentum, Nesterov) and Adam, with gradient clipping.
+"""Optimizers: SGD (with momentum, Nesterov), Adam, AdamW, Nadam, RMSprop and Adagrad, with gradient clipping.
 
 An optimizer turns gradients into parameter updates::
 
@@ -139,6 +139,7 @@ class Optimizer:
                     f"{tuple(param.shape)}"
                 )
         grads = self.clip_gradients([grad for _, _, grad in items])
+        self.begin_step()
         for (key, param, _), grad in zip(items, grads, strict=True):
             self.update_step(key, param, grad)
         self.iterations += 1
@@ -160,15 +161,18 @@ class Optimizer:
             return [g * scale for g in grads]
         return grads
 
+    def begin_step(self) -> None:
+        """Work done once per step before the parameters are updated (Nadam's schedule); none here."""
+
     def update_step(self, key: str, param, grad) -> None:
         """Update ``param`` in place from its (clipped) ``grad``."""
         raise NotImplementedError
 
-    def _slot(self, slot: str, key: str, param):
-        """The ``slot`` array of parameter ``key``, zeros like ``param`` on first use."""
+    def _slot(self, slot: str, key: str, param, initial: float = 0.0):
+        """The ``slot`` array of parameter ``key``, ``initial`` everywhere (like ``param``) on first use."""
         table = self.slots[slot]
         if key not in table:
-            table[key] = backend.xp.zeros_like(param)
+            table[key] = backend.xp.full_like(param, initial)
         elif table[key].shape != param.shape:
             raise ValueError(
                 f"{key}: optimizer slot {slot!r} has shape {tuple(table[key].shape)} but the parameter has "
@@ -356,12 +360,321 @@ class Adam(Optimizer):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}
 
 
-OPTIMIZERS = {"sgd": SGD, "adam": Adam}
+def _check_fraction(name: str, value) -> float:
+    """``value`` as a Python float in [0, 1) (a decay rate such as beta_1 or rho)."""
+    value = _check_number(name, value, low_inclusive=True)
+    if value >= 1:
+        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+    return value
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter), in Keras 3's form.
+
+    At step t, before Adam's update and after clipping, every parameter
+    decays towards zero, independently of its gradient::
+
+        p <- p - p * weight_decay * lr
+        (then Adam's step, see ``Adam``: m, v and p -= alpha * m / (sqrt(v) + epsilon))
+
+    As in Keras, the decay reaches every parameter given (biases included).
+    PyTorch's ``AdamW`` computes the same decay as ``p * (1 - lr * weight_decay)``
+    and places epsilon after bias correction, like its ``Adam``.
+
+    Parameters
+    ----------
+    learning_rate : float > 0, default 0.001
+    weight_decay : float >= 0, default 0.004
+    beta_1, beta_2 : float in [0, 1), defaults 0.9, 0.999
+    epsilon : float >= 0, default 1e-7
+    clipnorm, clipvalue, global_clipnorm, lr, name : see ``Optimizer``.
+    """
+
+    def __init__(
+        self,
+        learning_rate=None,
+        weight_decay=0.004,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-7,
+        clipnorm=None,
+        clipvalue=None,
+        global_clipnorm=None,
+        lr=None,
+        name=None,
+    ):
+        self.weight_decay = _check_number("weight_decay", weight_decay, low_inclusive=True)
+        super().__init__(
+            learning_rate,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            clipnorm=clipnorm,
+            clipvalue=clipvalue,
+            global_clipnorm=global_clipnorm,
+            lr=lr,
+            name=name,
+        )
+
+    def update_step(self, key, param, grad):
+        param -= param * self.weight_decay * self.learning_rate  # Keras's order: (p * wd) * lr
+        super().update_step(key, param, grad)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "weight_decay": self.weight_decay}
+
+
+class Nadam(Optimizer):
+    """Adam with Nesterov momentum (Dozat), in Keras 3's form.
+
+    The momentum factor follows a schedule (Keras's "momentum cache", decay
+    0.96); at step t = iterations + 1, with gradient g::
+
+        u_t     = beta_1 * (1 - 0.5 * 0.96**t)
+        u_next  = beta_1 * (1 - 0.5 * 0.96**(t + 1))
+        P_t     = u_1 * u_2 * ... * u_t                 (kept as ``u_product``)
+        m <- m + (g - m) * (1 - beta_1)
+        v <- v + (g*g - v) * (1 - beta_2)
+        m_hat = u_next * m / (1 - P_t * u_next) + (1 - u_t) * g / (1 - P_t)
+        v_hat = v / (1 - beta_2**t)
+        p <- p - lr * m_hat / (sqrt(v_hat) + epsilon)
+
+    PyTorch's ``NAdam`` is the same rule with ``momentum_decay=1`` (its
+    schedule is 0.96**(t * momentum_decay), default momentum_decay 0.004).
+    The product P_t is a Python float (Keras keeps it in the parameters'
+    dtype); it is part of ``get_state()`` so a resumed run continues exactly.
+
+    Parameters
+    ----------
+    learning_rate : float > 0, default 0.001
+    beta_1, beta_2 : float in [0, 1), defaults 0.9, 0.999
+    epsilon : float >= 0, default 1e-7
+    clipnorm, clipvalue, global_clipnorm, lr, name : see ``Optimizer``.
+    """
+
+    slot_names = ("m", "v")
+    default_learning_rate = 0.001
+    momentum_cache_decay = 0.96
+
+    def __init__(
+        self,
+        learning_rate=None,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-7,
+        clipnorm=None,
+        clipvalue=None,
+        global_clipnorm=None,
+        lr=None,
+        name=None,
+    ):
+        self.beta_1 = _check_fraction("beta_1", beta_1)
+        self.beta_2 = _check_fraction("beta_2", beta_2)
+        self.epsilon = _check_number("epsilon", epsilon, low_inclusive=True)
+        super().__init__(
+            learning_rate,
+            clipnorm=clipnorm,
+            clipvalue=clipvalue,
+            global_clipnorm=global_clipnorm,
+            lr=lr,
+            name=name,
+        )
+        self.u_product = 1.0
+
+    def _momentum_factor(self, t: int) -> float:
+        """u_t = beta_1 * (1 - 0.5 * 0.96**t)."""
+        return self.beta_1 * (1.0 - 0.5 * self.momentum_cache_decay**t)
+
+    def begin_step(self):
+        self.u_product *= self._momentum_factor(self.iterations + 1)  # P_t, once per step
+
+    def update_step(self, key, param, grad):
+        xp = backend.xp
+        t = self.iterations + 1
+        u_t, u_next = self._momentum_factor(t), self._momentum_factor(t + 1)
+        product, product_next = self.u_product, self.u_product * u_next
+        m = self._slot("m", key, param)
+        v = self._slot("v", key, param)
+        m += (grad - m) * (1.0 - self.beta_1)
+        v += (grad * grad - v) * (1.0 - self.beta_2)
+        m_hat = m * (u_next / (1.0 - product_next)) + grad * ((1.0 - u_t) / (1.0 - product))
+        v_hat = v / (1.0 - self.beta_2**t)
+        param -= (m_hat * self.learning_rate) / (xp.sqrt(v_hat) + self.epsilon)
+
+    def get_state(self) -> dict:
+        """The base state plus ``"u_product"``, the momentum schedule's running product."""
+        return {**super().get_state(), "u_product": numpy.array(self.u_product, dtype=numpy.float64)}
+
+    def set_state(self, state: dict) -> None:
+        state = dict(state)
+        if "u_product" not in state:
+            raise ValueError("Nadam state has no 'u_product' entry (the momentum schedule's product)")
+        u_product = float(backend.to_numpy(state.pop("u_product")))
+        super().set_state(state)
+        self.u_product = u_product
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}
+
+
+class RMSprop(Optimizer):
+    """RMSprop (Hinton), in Keras 3's form.
+
+    With gradient g, a running mean of squares v (and of gradients a when
+    ``centered``), epsilon inside the square root::
+
+        v <- rho * v + (1 - rho) * g*g
+        a <- rho * a + (1 - rho) * g                     (centered only)
+        d  = sqrt(v - a*a + epsilon)   if centered else  sqrt(v + epsilon)
+        momentum == 0:  p <- p - lr * g / d
+        otherwise:      s <- momentum * s + lr * g / d;   p <- p - s
+
+    PyTorch's ``RMSprop`` (``alpha`` = rho) puts epsilon outside the root,
+    d = sqrt(v) + epsilon, so the two agree only as epsilon -> 0.
+
+    Parameters
+    ----------
+    learning_rate : float > 0, default 0.001
+    rho : float in [0, 1), default 0.9
+    momentum : float in [0, 1], default 0
+    epsilon : float >= 0, default 1e-7
+    centered : bool, default False
+    clipnorm, clipvalue, global_clipnorm, lr, name : see ``Optimizer``.
+    """
+
+    default_learning_rate = 0.001
+
+    def __init__(
+        self,
+        learning_rate=None,
+        rho=0.9,
+        momentum=0.0,
+        epsilon=1e-7,
+        centered=False,
+        clipnorm=None,
+        clipvalue=None,
+        global_clipnorm=None,
+        lr=None,
+        name=None,
+    ):
+        self.rho = _check_fraction("rho", rho)
+        self.momentum = _check_number("momentum", momentum, low_inclusive=True, high=1.0)
+        self.epsilon = _check_number("epsilon", epsilon, low_inclusive=True)
+        if not isinstance(centered, (bool, numpy.bool_)):
+            raise ValueError(f"centered must be True or False, got {centered!r}")
+        self.centered = bool(centered)
+        self.slot_names = (
+            ("velocity",) + (("momentum",) if self.momentum > 0 else ())
+            + (("average_gradient",) if self.centered else ())
+        )
+        super().__init__(
+            learning_rate,
+            clipnorm=clipnorm,
+            clipvalue=clipvalue,
+            global_clipnorm=global_clipnorm,
+            lr=lr,
+            name=name,
+        )
+
+    def update_step(self, key, param, grad):
+        xp = backend.xp
+        rho = self.rho
+        velocity = self._slot("velocity", key, param)
+        velocity *= rho
+        velocity += (1.0 - rho) * (grad * grad)
+        if self.centered:
+            average = self._slot("average_gradient", key, param)
+            average *= rho
+            average += (1.0 - rho) * grad
+            denominator = velocity - average * average + self.epsilon
+        else:
+            denominator = velocity + self.epsilon
+        increment = (self.learning_rate * grad) / xp.sqrt(denominator)
+        if self.momentum > 0:
+            step = self._slot("momentum", key, param)
+            step *= self.momentum
+            step += increment
+            param -= step
+        else:
+            param -= increment
+
+    def get_config(self) -> dict:
+        return {
+            **super().get_config(),
+            "rho": self.rho,
+            "momentum": self.momentum,
+            "epsilon": self.epsilon,
+            "centered": self.centered,
+        }
+
+
+class Adagrad(Optimizer):
+    """Adagrad (Duchi et al.), in Keras 3's form.
+
+    Each parameter's accumulator starts at ``initial_accumulator_value`` and
+    sums the squared gradients; with gradient g::
+
+        s <- s + g*g
+        p <- p - lr * g / sqrt(s + epsilon)
+
+    PyTorch's ``Adagrad`` puts epsilon outside the root, sqrt(s) + epsilon.
+
+    Parameters
+    ----------
+    learning_rate : float > 0, default 0.001
+    initial_accumulator_value : float >= 0, default 0.1
+    epsilon : float >= 0, default 1e-7
+    clipnorm, clipvalue, global_clipnorm, lr, name : see ``Optimizer``.
+    """
+
+    slot_names = ("accumulator",)
+    default_learning_rate = 0.001
+
+    def __init__(
+        self,
+        learning_rate=None,
+        initial_accumulator_value=0.1,
+        epsilon=1e-7,
+        clipnorm=None,
+        clipvalue=None,
+        global_clipnorm=None,
+        lr=None,
+        name=None,
+    ):
+        self.initial_accumulator_value = _check_number(
+            "initial_accumulator_value", initial_accumulator_value, low_inclusive=True
+        )
+        self.epsilon = _check_number("epsilon", epsilon, low_inclusive=True)
+        super().__init__(
+            learning_rate,
+            clipnorm=clipnorm,
+            clipvalue=clipvalue,
+            global_clipnorm=global_clipnorm,
+            lr=lr,
+            name=name,
+        )
+
+    def update_step(self, key, param, grad):
+        accumulator = self._slot("accumulator", key, param, initial=self.initial_accumulator_value)
+        accumulator += grad * grad
+        param -= (self.learning_rate * grad) / backend.xp.sqrt(accumulator + self.epsilon)
+
+    def get_config(self) -> dict:
+        return {
+            **super().get_config(),
+            "initial_accumulator_value": self.initial_accumulator_value,
+            "epsilon": self.epsilon,
+        }
+
+
+OPTIMIZERS = {
+    "sgd": SGD, "adam": Adam, "adamw": AdamW, "nadam": Nadam, "rmsprop": RMSprop, "adagrad": Adagrad,
+}
 """Accepted names (case-insensitive) and the class each builds with its defaults."""
 
 
 def get(identifier) -> Optimizer:
-    """An ``Optimizer`` from an instance, a name ("adam", "sgd") or ``{"class_name", "config"}``."""
+    """An ``Optimizer`` from an instance, a name (a key of ``OPTIMIZERS``) or ``{"class_name", "config"}``."""
     if isinstance(identifier, Optimizer):
         return identifier
     names = ", ".join(repr(k) for k in OPTIMIZERS)
