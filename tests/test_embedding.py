@@ -162,3 +162,13 @@ def test_functional_model_takes_integer_ids():
     assert model.predict(x).shape == (16, 1)
     report = tinyrnn.gradcheck(model, x[:B], seed=5)
     report.assert_ok()
+
+
+def test_models_take_whole_float_ids_and_lists_and_refuse_fractional_ids():
+    model = embedding_model()
+    x = sequence_task(4)[0]
+    expected = model.predict(x)
+    numpy.testing.assert_array_equal(model.predict(x.astype("float32")), expected)
+    numpy.testing.assert_array_equal(model.predict(x.tolist()), expected)
+    with pytest.raises(TypeError, match=rf"must be integers, got {x[0, 0] + 0.5} at index \(0, 0\)"):
+        model.predict(x + 0.5)
