@@ -24,6 +24,7 @@ from tinyrnn.layers import (
     BatchNormalization,
     Conv1D,
     Dense,
+    Embedding,
     LayerNormalization,
     LNSimpleRNNCell,
     PeepholeLSTMCell,
@@ -51,6 +52,7 @@ LAYERS = {
     "RNN(SimpleRNNCell)": (lambda: RNN(SimpleRNNCell(H), return_state=True), (B, T, D), False),
     "RNN(PeepholeLSTMCell)": (lambda: RNN(PeepholeLSTMCell(H), return_sequences=True), (B, T, D), False),
     "RNN(LNSimpleRNNCell)": (lambda: RNN(LNSimpleRNNCell(H), return_sequences=True), (B, T, D), False),
+    "Embedding": (lambda: Embedding(D, H), (B, T), False),     # token ids in [0, D), repeated
 }
 
 
@@ -83,7 +85,9 @@ def grads_after(layer, x, training, dys):
 @pytest.mark.parametrize("name", LAYERS)
 def test_backward_accumulates_over_two_passes(name):
     layer, shape, training = built(name)
-    x = numpy.random.default_rng(1).normal(size=shape)
+    rng = numpy.random.default_rng(1)
+    ids = layer.accepts_integer_inputs           # an Embedding reads token ids
+    x = rng.integers(0, layer.input_dim, size=shape) if ids else rng.normal(size=shape)
     y = layer.forward(x, training=training)
     dy1, dy2 = upstream(y, seed=2), upstream(y, seed=3)
     first = grads_after(layer, x, training, [dy1])

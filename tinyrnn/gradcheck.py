@@ -27,6 +27,9 @@ absolutely, so entries below the floor are judged on an absolute scale of
 wrong line scores about 1 on every entry of ordinary size. A random upstream gradient matters: with u = 1
 some gradients cancel to zero identically and a bug hides.
 
+An input of integers (an Embedding's token ids) has no gradient: it gets no
+row, and only the parameters are checked.
+
 The layer's own parameters are restored afterwards (the check works on
 float64 copies).
 """
@@ -128,7 +131,7 @@ def gradcheck(target, x, seed: int = 0, eps: float = 2e-3, floor: float = 1e-4,
     """
     xp = backend.xp
     several = isinstance(x, (list, tuple))
-    xs = [xp.asarray(backend.to_numpy(a), dtype=numpy.float64).copy() for a in (x if several else [x])]
+    xs = [_input_copy(a) for a in (x if several else [x])]
     x = xs if several else xs[0]
     with backend.float_precision("float64"), _float64_copies(target, x, seed):
         def loss():
@@ -146,11 +149,18 @@ def gradcheck(target, x, seed: int = 0, eps: float = 2e-3, floor: float = 1e-4,
         dx = target.backward(upstream if len(upstream) > 1 else upstream[0])
         dxs = list(dx) if several else [dx]
         names = [f"input[{k}]" for k in range(len(xs))] if several else ["input"]
-        checks = [_check_array(name, a, d, loss, eps, floor) for name, a, d in zip(names, xs, dxs)]
+        checks = [_check_array(name, a, d, loss, eps, floor) for name, a, d in zip(names, xs, dxs)
+                  if a.dtype.kind == "f"]              # integer inputs (token ids) have no gradient
         for name, params, grads in _named_params(target):
             for key in params:
                 checks.append(_check_array(f"{name}/{key}", params[key], grads[key], loss, eps, floor))
     return GradcheckReport(checks, tolerance)
+
+
+def _input_copy(a):
+    """A float64 copy of an input; integer inputs (token ids) stay integers, and are not checked."""
+    a = backend.to_numpy(a)
+    return backend.xp.asarray(a, dtype=a.dtype if a.dtype.kind in "iu" else numpy.float64).copy()
 
 
 def _check_array(name, array, analytic, loss, eps, floor) -> ParamCheck:

@@ -44,3 +44,8 @@ def zeros(shape):
 
 def ones(shape):
     return backend.xp.ones(shape, dtype=backend.floatx())
+
+
+def random_uniform(shape, minval=-0.05, maxval=0.05):
+    """U(minval, maxval), Keras's ``RandomUniform`` (its defaults; Embedding's ``"uniform"``)."""
+    return backend.asarray(seeding.get_rng().uniform(minval, maxval, size=tuple(shape)))

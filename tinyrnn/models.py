@@ -384,7 +384,7 @@ class Model(Layer):
         several = self.inputs is not None and len(self.inputs) > 1
         if self.inputs is not None and not several:
             x = _unpack_array_list(x)   # [x] for a model of one Input, as Keras accepts it
-        x = _arrays(x, x_name, several)
+        x = _arrays(x, x_name, several, self._integer_inputs())
         for a in graph.flatten(x):
             validation.check_samples(a, x_name)
         if self.inputs is not None:
@@ -398,6 +398,24 @@ class Model(Layer):
         for a in graph.flatten(y):
             validation.same_samples(_first(x), a, x_name, y_name)
         return x, y
+
+    @property
+    def accepts_integer_inputs(self) -> bool:
+        """Whether integer data may be passed (every input feeds token-id layers only)."""
+        return all(self._integer_inputs())
+
+    def _integer_inputs(self) -> list:
+        """Per input, whether integer data may enter: only where every layer it feeds takes token ids
+        (``accepts_integer_inputs``, an Embedding); every other input is checked as floats."""
+        if self.inputs is None:
+            return [False]
+        consumers = {id(v): [] for v in self.inputs}
+        for node in self._nodes:
+            for v in node.inputs:
+                if id(v) in consumers:
+                    consumers[id(v)].append(getattr(getattr(node.op, "layer", None), "accepts_integer_inputs",
+                                                    False))
+        return [bool(c) and all(c) for c in (consumers[id(v)] for v in self.inputs)]
 
     def _check_inputs(self, x, what) -> None:
         """Each input array has the rank and the known sizes of its ``Input``."""
@@ -573,7 +591,7 @@ class Sequential(Model):
         model's output for x (a (B,) target for a (B, 1) output is accepted, as in Keras).
         """
         x_name, y_name = names
-        x = backend.asarray(validation.float_array(x, x_name))
+        x = _input_array(x, x_name, self._integer_inputs()[0])
         validation.check_samples(x, x_name)
         self._build_for(x)
         self._check_input_shape(x.shape, x_name)
@@ -584,9 +602,16 @@ class Sequential(Model):
         self._check_target_shape(x, y.shape, y_name)
         return x, y
 
+    def _integer_inputs(self) -> list:
+        """Integer data may enter when the first layer takes token ids (an Embedding)."""
+        return [bool(self.layers) and self.layers[0].accepts_integer_inputs]
+
     def _check_input_shape(self, shape, what) -> None:
-        """x has the rank and feature size D the model was built for (time steps T may vary)."""
+        """x has the rank and feature size D the model was built for (time steps T may vary;
+        token ids have no feature axis, so for them only the rank counts)."""
         expected = self.input_shape if self.input_shape is not None else self.layers[0].input_shape
+        if self._integer_inputs()[0]:
+            expected = (*expected[:-1], None)
         letters = validation.axis_letters(len(expected))
         if len(shape) != len(expected):
             hint = (" Add the feature axis with x[..., None]."
@@ -719,13 +744,26 @@ def _rows(x, index):
     return graph.map_structure(lambda a: a[index], x)
 
 
-def _arrays(x, what, several):
-    """x as a backend float array, or a list of them when the model has several inputs (outputs)."""
+def _arrays(x, what, several, integer_ok=None):
+    """x as a backend float array, or a list of them when the model has several inputs (outputs);
+    ``integer_ok[k]``: input k feeds token-id layers only, so integer arrays pass unchanged."""
+    integer_ok = list(integer_ok or [])
     if several:
         if not isinstance(x, (list, tuple)):
             raise TypeError(f"{what}: the model has several of these; pass a list with one array for each")
-        return [backend.asarray(validation.float_array(a, f"{what}[{k}]")) for k, a in enumerate(x)]
-    return backend.asarray(validation.float_array(x, what))
+        integer_ok += [False] * (len(x) - len(integer_ok))
+        return [_input_array(a, f"{what}[{k}]", ok) for k, (a, ok) in enumerate(zip(x, integer_ok))]
+    return _input_array(x, what, bool(integer_ok) and integer_ok[0])
+
+
+def _input_array(a, what, integer_ok=False):
+    """``a`` as a backend float array (finite), or, where ``integer_ok``, an integer array kept as is
+    (token ids: the Embedding checks their range)."""
+    if integer_ok:
+        arr = a if backend.is_array(a) else numpy.asarray(a)
+        if arr.dtype.kind in "iu":
+            return backend.xp.asarray(arr)
+    return backend.asarray(validation.float_array(a, what))
 
 
 def _norm(g) -> float:

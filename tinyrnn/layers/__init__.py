@@ -15,6 +15,7 @@ from tinyrnn.layers.core import (
     Reshape,
     TimeDistributed,
 )
+from tinyrnn.layers.embedding import Embedding
 from tinyrnn.layers.merging import Add, Average, Concatenate, Maximum, Multiply, Subtract
 from tinyrnn.layers.normalization import BatchNormalization, LayerNormalization
 from tinyrnn.layers.recurrent import (
@@ -35,7 +36,7 @@ _REGISTRY = {
     for cls in (Dense, Dropout, Flatten, InputLayer, RepeatVector, TimeDistributed, LayerNormalization,
                 BatchNormalization, Conv1D, RNN, SimpleRNN, LSTM, GRU, SimpleRNNCell, LSTMCell, GRUCell,
                 PeepholeLSTMCell, LNSimpleRNNCell, Activation, Lambda, Reshape, Permute, Add, Subtract,
-                Multiply, Average, Maximum, Concatenate)
+                Multiply, Average, Maximum, Concatenate, Embedding)
 }
 
 

@@ -87,6 +87,7 @@ class Layer:
     """Base class: see the module docstring for the contract."""
 
     weight_names: tuple[str, ...] = ()
+    accepts_integer_inputs = False   # True for a layer fed token ids (Embedding): no float check
 
     def __init__(self, input_shape=None, name=None, trainable=True, input_dim=None, dtype=None, **unexpected):
         if unexpected:  # every layer hands the keywords it does not know on to here
@@ -174,7 +175,7 @@ class Layer:
         flat = graph.flatten(inputs)
         if any(isinstance(v, Value) for v in flat) or args:
             return self._call_on_values(inputs, flat, training, args, kwargs)
-        if not isinstance(inputs, (list, tuple)):
+        if not isinstance(inputs, (list, tuple)) and not self.accepts_integer_inputs:
             inputs = validation.float_dtype(inputs, "x")
         self._build_for(inputs)
         return self.forward(inputs, training=bool(training), **kwargs)
