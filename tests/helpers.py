@@ -42,3 +42,18 @@ def keras_cases():
     for case in index["cases"]:
         k = case["key"]
         yield case, {name.split("/", 1)[1]: arrays[name] for name in arrays.files if name.startswith(k + "/")}
+
+
+def loss_numeric_gradient(loss, y_true, y_pred, h=1e-6):
+    """Central differences of a loss's value with respect to every entry of y_pred (float64)."""
+    y_pred = numpy.array(backend.to_numpy(y_pred), dtype="float64")
+    grad = numpy.zeros_like(y_pred)
+    for idx in numpy.ndindex(*y_pred.shape):
+        old = y_pred[idx]
+        y_pred[idx] = old + h
+        plus = float(backend.to_numpy(loss(y_true, backend.xp.asarray(y_pred))))
+        y_pred[idx] = old - h
+        minus = float(backend.to_numpy(loss(y_true, backend.xp.asarray(y_pred))))
+        y_pred[idx] = old
+        grad[idx] = (plus - minus) / (2 * h)
+    return grad

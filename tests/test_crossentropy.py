@@ -3,6 +3,7 @@ against PyTorch, the fused softmax + cross-entropy gradient, and bad input."""
 
 import numpy
 import pytest
+from helpers import loss_numeric_gradient
 
 from tinyrnn import backend, losses
 from tinyrnn.layers import Dense
@@ -23,24 +24,11 @@ def softmax(z):
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def numeric_gradient(loss, y_true, y_pred, h=1e-6):
-    """Central differences of the loss value with respect to every entry of y_pred."""
-    y_pred = numpy.array(y_pred, dtype="float64")
-    grad = numpy.zeros_like(y_pred)
-    for idx in numpy.ndindex(*y_pred.shape):
-        old = y_pred[idx]
-        y_pred[idx] = old + h
-        plus = float(host(loss(y_true, arr(y_pred))))
-        y_pred[idx] = old - h
-        minus = float(host(loss(y_true, arr(y_pred))))
-        y_pred[idx] = old
-        grad[idx] = (plus - minus) / (2 * h)
-    return grad
 
 
 def assert_gradient_matches(loss, y_true, y_pred):
     analytic = host(loss.gradient(y_true, arr(y_pred)))
-    numeric = numeric_gradient(loss, y_true, y_pred)
+    numeric = loss_numeric_gradient(loss, y_true, y_pred)
     assert analytic.shape == numeric.shape == numpy.shape(y_pred)
     worst = numpy.abs(analytic - numeric).max() / numpy.abs(numeric).max()
     assert worst <= 1e-7, f"{loss}: worst relative error {worst:.2e}"

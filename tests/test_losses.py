@@ -2,6 +2,7 @@
 
 import numpy
 import pytest
+from helpers import loss_numeric_gradient
 
 from tinyrnn import backend, losses
 
@@ -25,24 +26,11 @@ def errors_away_from_kinks(rng, shape, kinks, width=0.1, high=2.5):
     return rng.choice([-1.0, 1.0], size=shape) * mags
 
 
-def numeric_gradient(loss, y_true, y_pred, h=1e-6):
-    """Central differences of the mean loss with respect to every entry of y_pred."""
-    y_pred = host(y_pred).copy()
-    grad = numpy.zeros_like(y_pred)
-    for idx in numpy.ndindex(*y_pred.shape):
-        old = y_pred[idx]
-        y_pred[idx] = old + h
-        plus = float(host(loss(y_true, arr(y_pred))))
-        y_pred[idx] = old - h
-        minus = float(host(loss(y_true, arr(y_pred))))
-        y_pred[idx] = old
-        grad[idx] = (plus - minus) / (2 * h)
-    return grad
 
 
 def assert_gradient_matches(loss, y_true, y_pred):
     analytic = host(loss.gradient(arr(y_true), arr(y_pred)))
-    numeric = numeric_gradient(loss, arr(y_true), y_pred)
+    numeric = loss_numeric_gradient(loss, arr(y_true), y_pred)
     assert analytic.shape == numeric.shape == SHAPE
     # Central differences of a piecewise quadratic are exact up to rounding.
     numpy.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-9)
