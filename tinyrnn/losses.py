@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numbers
 
-from tinyrnn import backend
+from tinyrnn import backend, metrics
 
 
 class Loss:
@@ -129,13 +129,16 @@ class Huber(Loss):
         return {"delta": self.delta}
 
 
+def _float_array(y_pred):
+    """y_pred as a backend array of a float dtype (floatx for integer data)."""
+    y_pred = backend.xp.asarray(y_pred)
+    return y_pred if y_pred.dtype.kind == "f" else y_pred.astype(backend.floatx())
+
+
 def _match(y_true, y_pred):
     """Both as arrays of ``y_pred``'s float dtype and shape (Keras squeezes a (B,) target)."""
-    xp = backend.xp
-    y_pred = xp.asarray(y_pred)
-    if y_pred.dtype.kind != "f":
-        y_pred = y_pred.astype(backend.floatx())
-    y_true = xp.asarray(y_true, dtype=y_pred.dtype)
+    y_pred = _float_array(y_pred)
+    y_true = backend.xp.asarray(y_true, dtype=y_pred.dtype)
     if y_true.ndim == y_pred.ndim - 1 and y_pred.shape[-1] == 1:
         y_true = y_true[..., None]
     if y_true.shape != y_pred.shape:
@@ -169,10 +172,7 @@ class _Crossentropy(Loss):
 
     def _pred(self, y_pred):
         """y_pred as a float array; probabilities (from_logits=False) checked to lie in [0, 1]."""
-        xp = backend.xp
-        y_pred = xp.asarray(y_pred)
-        if y_pred.dtype.kind != "f":
-            y_pred = y_pred.astype(backend.floatx())
+        y_pred = _float_array(y_pred)
         if not self.from_logits and y_pred.size and (float(y_pred.min()) < 0 or float(y_pred.max()) > 1):
             raise ValueError(
                 f"{self.name}: from_logits=False expects probabilities in [0, 1], but y_pred holds values "
@@ -378,14 +378,12 @@ LOSSES = {
 def mean_squared_error(y_true, y_pred):
     """Keras's function form: the mean of (y_pred - y_true)^2 over the last axis, one value per
     sample (shape ``y_pred.shape[:-1]``); ``compile(loss=mean_squared_error)`` uses ``MeanSquaredError``."""
-    y_true, y_pred = _match(y_true, y_pred)
-    return MeanSquaredError().elementwise(y_pred - y_true).mean(axis=-1)
+    return metrics.mean_squared_error(*_match(y_true, y_pred))
 
 
 def mean_absolute_error(y_true, y_pred):
     """Keras's function form: the mean of |y_pred - y_true| over the last axis, one value per sample."""
-    y_true, y_pred = _match(y_true, y_pred)
-    return MeanAbsoluteError().elementwise(y_pred - y_true).mean(axis=-1)
+    return metrics.mean_absolute_error(*_match(y_true, y_pred))
 
 
 mse, mae = mean_squared_error, mean_absolute_error
