@@ -144,10 +144,6 @@ class Variable(Value):
         return backend.to_numpy(self.data).copy()
 
 
-def is_value(x) -> bool:
-    return isinstance(x, Value)
-
-
 def any_symbolic(args) -> bool:
     return any(isinstance(a, Value) and a.symbolic for a in args)
 
@@ -205,11 +201,6 @@ def infer_shape(op, args):
 
 def _merge_shapes(a, b):
     return tuple(x if x == y else None for x, y in zip(a, b))
-
-
-def constant(value) -> Value:
-    """A leaf that needs no gradient (an input, or a number used as an array)."""
-    return value if isinstance(value, Value) else Value(backend.xp.asarray(value))
 
 
 # --- backward ---------------------------------------------------------------------------------

@@ -163,7 +163,8 @@ class Layer:
         A layer written with ``call()`` runs it on symbolic inputs of that shape
         (as Keras does); any other layer keeps the shape unless it says otherwise."""
         if self.records_call():
-            return self._symbolic_shapes(_symbolic_inputs(input_shape))
+            outputs = self._run_call(_symbolic_inputs(input_shape), False)
+            return graph.map_structure(lambda v: v.shape, outputs)
         return tuple(input_shape)
 
     # --- running ----------------------------------------------------------
@@ -284,12 +285,7 @@ class Layer:
         return list(outputs) if isinstance(outputs, tuple) else outputs
 
     def _symbolic_shapes(self, inputs):
-        """Output shape(s) on symbolic inputs: the layer's own ``compute_output_shape`` when it has
-        one (an RNN: its time axis may be unknown), else ``call()`` run symbolically."""
-        if self.records_call() and type(self).compute_output_shape is Layer.compute_output_shape:
-            outputs = self._run_call(inputs, False)
-            return graph.map_structure(lambda v: v.shape, outputs) if isinstance(outputs, list) \
-                else outputs.shape
+        """Output shape(s) on symbolic inputs, from ``compute_output_shape`` (a list for several)."""
         shape = self.compute_output_shape(graph.map_structure(lambda v: v.shape, inputs))
         return list(shape) if isinstance(shape, (list, tuple)) and shape and isinstance(shape[0], tuple) \
             else shape
@@ -315,9 +311,6 @@ class Layer:
                 g[...] = 0
 
     # --- weights ----------------------------------------------------------
-    def _weight_dict(self) -> dict:
-        return {**self.params, **self.state}
-
     def get_weights(self) -> list:
         """The layer's weights, as Keras's ``layer.get_weights()``.
 
