@@ -597,7 +597,7 @@ class Sequential(Model):
         self._check_input_shape(x.shape, x_name)
         if y is None:
             return (x,)
-        y = backend.asarray(validation.float_array(_class_ids_as_floats(y, self.loss), y_name))
+        y = _input_array(_class_ids_as_floats(y, self.loss), y_name)
         validation.same_samples(x, y, x_name, y_name)
         self._check_target_shape(x, y.shape, y_name)
         return x, y
