@@ -20,7 +20,7 @@ from tinyrnn.backend import (
     to_numpy,
 )
 from tinyrnn.gradcheck import gradcheck
-from tinyrnn.layers import Input
+from tinyrnn.layers import Bidirectional, Input
 from tinyrnn.models import History, Model, Sequential, TrainingError
 from tinyrnn.saving import load_model
 from tinyrnn.seeding import set_random_seed
@@ -28,7 +28,7 @@ from tinyrnn.seeding import set_random_seed
 __version__ = "0.1.0"
 
 __all__ = [
-    "History", "Input", "Model", "Sequential", "TrainingError", "activations", "data", "float_precision",
+    "Bidirectional", "History", "Input", "Model", "Sequential", "TrainingError", "activations", "data", "float_precision",
     "get_backend", "gradcheck", "graph", "layers", "load_model", "losses", "metrics", "ops", "optimizers",
     "set_backend", "set_blas_threads", "set_floatx", "set_random_seed", "set_threads", "to_numpy", "utils",
 ]

@@ -1,6 +1,7 @@
 """tinyrnn's layers, and the registry that saves and rebuilds them by name."""
 
 from tinyrnn.layers.base import Layer
+from tinyrnn.layers.bidirectional import Bidirectional
 from tinyrnn.layers.convolutional import Conv1D
 from tinyrnn.layers.core import (
     Activation,
@@ -36,7 +37,7 @@ _REGISTRY = {
     for cls in (Dense, Dropout, Flatten, InputLayer, RepeatVector, TimeDistributed, LayerNormalization,
                 BatchNormalization, Conv1D, RNN, SimpleRNN, LSTM, GRU, SimpleRNNCell, LSTMCell, GRUCell,
                 PeepholeLSTMCell, LNSimpleRNNCell, Activation, Lambda, Reshape, Permute, Add, Subtract,
-                Multiply, Average, Maximum, Concatenate, Embedding)
+                Multiply, Average, Maximum, Concatenate, Embedding, Bidirectional)
 }
 
 
@@ -62,7 +63,7 @@ def deserialize(spec: dict):
             f"unknown layer class {name!r}: register your own classes with tinyrnn.layers.register"
         )
     config = dict(spec.get("config", {}))
-    for key in ("cell", "layer"):
+    for key in ("cell", "layer", "backward_layer"):
         if isinstance(config.get(key), dict) and "class_name" in config[key]:
             config[key] = deserialize(config[key])
     return _REGISTRY[name](**config)
