@@ -28,7 +28,8 @@ from tinyrnn.seeding import set_random_seed
 __version__ = "0.1.0"
 
 __all__ = [
-    "Bidirectional", "History", "Input", "Model", "Sequential", "TrainingError", "activations", "data", "float_precision",
+    "Bidirectional",
+    "History", "Input", "Model", "Sequential", "TrainingError", "activations", "data", "float_precision",
     "get_backend", "gradcheck", "graph", "layers", "load_model", "losses", "metrics", "ops", "optimizers",
     "set_backend", "set_blas_threads", "set_floatx", "set_random_seed", "set_threads", "to_numpy", "utils",
 ]

@@ -66,6 +66,11 @@ def flip_time(a):
 class Bidirectional(Layer):
     """Run a recurrent layer over the sequence in both directions and merge the two outputs.
 
+    Shapes: x (B, T, D) -> y (B, T, 2H) for concat with ``return_sequences``,
+    (B, 2H) without it; (B, [T,] H) for sum, mul and ave. With ``return_state``
+    the output is followed by the forward layer's final states, then the backward
+    layer's (Keras's order): ``[y, h_f, c_f, h_r, c_r]`` for an LSTM.
+
     Parameters
     ----------
     layer : RNN
@@ -80,11 +85,6 @@ class Bidirectional(Layer):
     weights : list of arrays, optional
         Initial weights in ``get_weights`` order (forward's, then backward's),
         loaded when the layer is built.
-
-    Shapes: x (B, T, D) -> y (B, T, 2H) for concat with ``return_sequences``,
-    (B, 2H) without it; (B, [T,] H) for sum, mul and ave. With ``return_state``
-    the output is followed by the forward layer's final states, then the backward
-    layer's (Keras's order): ``[y, h_f, c_f, h_r, c_r]`` for an LSTM.
 
     Examples
     --------
@@ -228,20 +228,21 @@ class Bidirectional(Layer):
         return dx_f + flip_time(dx_r)                       # both paths; R read flip(x)
 
     def _merge_backward(self, d_outputs, y_f, y_r):
-        """dL/dy -> (dL/dy_f, dL/dy_r), the merge's own derivative."""
-        xp = backend.xp
-        d_outputs = [xp.zeros_like(y) if d is None else d for d, y in zip(d_outputs, (y_f, y_r))]
+        """dL/dy -> (dL/dy_f, dL/dy_r), the merge's own derivative (None: no gradient arrived)."""
+        zeros = backend.xp.zeros_like
+        if self.merge_mode is None:
+            return tuple(zeros(y) if d is None else d for d, y in zip(d_outputs, (y_f, y_r)))
         dy = d_outputs[0]
+        if dy is None:
+            return zeros(y_f), zeros(y_r)
         if self.merge_mode == "concat":
             H = y_f.shape[-1]
-            return dy[..., :H], dy[..., H:]
+            return dy[..., :H], dy[..., H:]                  # y = [y_f, y_r]: each its own columns
         if self.merge_mode == "sum":
-            return dy, dy
+            return dy, dy                                    # dy/dy_f = dy/dy_r = 1
         if self.merge_mode == "ave":
-            return dy / 2, dy / 2
-        if self.merge_mode == "mul":
-            return dy * y_r, dy * y_f                        # product rule
-        return d_outputs[0], d_outputs[1]
+            return dy / 2, dy / 2                            # dy/dy_f = dy/dy_r = 1/2
+        return dy * y_r, dy * y_f                            # mul, the product rule
 
     def _with_states(self, dy, d_states):
         return [dy, *d_states] if self.return_state else dy
