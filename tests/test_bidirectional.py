@@ -98,6 +98,18 @@ def test_gradcheck_with_a_right_padded_mask(rnn, merge_mode, return_sequences):
     gradcheck(WithMask(layer, mask), x).assert_ok(TOL)
 
 
+@pytest.mark.parametrize("merge_mode", ["concat", "mul"])
+@pytest.mark.parametrize("rnn", ["LSTM", "GRU"])
+def test_gradcheck_with_initial_states(rnn, merge_mode):
+    """[x, h_f(, c_f), h_r(, c_r)]: the gradient reaches every initial state."""
+    layer = built(rnn, merge_mode, return_sequences=True, return_state=True)
+    rng = numpy.random.default_rng(5)
+    states = [rng.normal(size=(B, H)) for _ in range(2 * N_STATES[rnn])]
+    report = gradcheck(layer, [inputs(), *states])
+    report.assert_ok(TOL)
+    assert sum(c.name.startswith("input[") for c in report.checks) == 1 + 2 * N_STATES[rnn]
+
+
 # --- the two directions, by hand ---------------------------------------------------
 
 
@@ -134,6 +146,36 @@ def test_return_state_order_is_outputs_then_forward_then_backward_states():
     for mine, ref in zip(out, [y_f, y_r, h_f, c_f, h_r, c_r]):
         assert_close(mine, ref)
     assert layer.compute_output_shape((None, T, D)) == [(None, H)] * 6
+
+
+def test_initial_states_go_forward_first_then_backward():
+    layer = built("LSTM", "concat", return_sequences=True)
+    x = inputs()
+    h_f, c_f, h_r, c_r = numpy.random.default_rng(7).normal(size=(4, B, H))
+    y_f = layer.forward_layer.forward([x, h_f, c_f])
+    y_r = layer.backward_layer.forward([x[:, ::-1].copy(), h_r, c_r])[:, ::-1]
+    assert_close(layer.forward([x, h_f, c_f, h_r, c_r]), numpy.concatenate([y_f, y_r], axis=-1))
+    with pytest.raises(ValueError, match="initial_state must be the forward layer's 2 state.*got 2"):
+        layer.forward([x, h_f, h_r])
+
+
+def test_stateful_carries_both_directions_and_resets():
+    with backend.float_precision("float64"):
+        layer = Bidirectional(GRU(H, stateful=True), merge_mode=None)
+        layer.build((B, T, D))
+    assert layer.stateful
+    x1, x2 = inputs(1), inputs(2)
+    first = layer.forward(x1)
+    second = layer.forward(x2)                            # starts from the states after x1
+    with backend.float_precision("float64"):
+        fresh = Bidirectional(GRU(H), merge_mode=None)
+        fresh.build((None, T, D))
+    fresh.set_weights(layer.get_weights())
+    whole = fresh.forward_layer.forward(numpy.concatenate([x1, x2], axis=1))
+    assert_close(second[0], whole, atol=1e-12)            # forward: the two batches as one sequence
+    assert not numpy.allclose(second[1], fresh.forward(x2)[1])
+    layer.reset_states()
+    assert_close(layer.forward(x1)[0], first[0], atol=1e-12)
 
 
 def test_output_shapes_per_merge_mode():

@@ -81,7 +81,7 @@ class Bidirectional(Layer):
         How the two outputs combine; ``None`` returns them as a list ``[y_f, y_r]``.
     backward_layer : RNN, optional
         The layer that reads the reversed sequence (default: a copy of ``layer``).
-        It must agree with ``layer`` on ``return_sequences`` and ``return_state``.
+        It must agree with ``layer`` on ``return_sequences``, ``return_state`` and ``stateful``.
     weights : list of arrays, optional
         Initial weights in ``get_weights`` order (forward's, then backward's),
         loaded when the layer is built.
@@ -109,15 +109,16 @@ class Bidirectional(Layer):
         self.forward_layer = _copy_of(layer, f"forward_{_removeprefix(layer.name, 'forward_')}")
         self.backward_layer = backward_layer if backward_layer is not None else \
             _copy_of(layer, f"backward_{_removeprefix(layer.name, 'backward_')}")
-        for attribute in ("return_sequences", "return_state"):
-            forward = getattr(self.forward_layer, attribute)
-            backward = getattr(self.backward_layer, attribute)
+        for attribute in ("return_sequences", "return_state", "stateful"):
+            forward = getattr(self.forward_layer, attribute, False)
+            backward = getattr(self.backward_layer, attribute, False)
             if forward != backward:
                 raise ValueError(f"Bidirectional: the forward layer has {attribute}={forward} but the "
                                  f"backward layer {attribute}={backward}; give both the same value")
         self.merge_mode = merge_mode
         self.return_sequences = self.forward_layer.return_sequences
         self.return_state = self.forward_layer.return_state
+        self.stateful = getattr(self.forward_layer, "stateful", False)
         self.initial_weights = None if weights is None else list(weights)
         self.trainable = self._trainable                 # to both directions
 
@@ -135,6 +136,8 @@ class Bidirectional(Layer):
                 direction.trainable = self._trainable
 
     def build(self, input_shape):
+        if input_shape and isinstance(input_shape[0], (list, tuple)):    # [x, *initial_states]
+            input_shape = input_shape[0]
         for direction in (self.forward_layer, self.backward_layer):
             if not direction.built:
                 direction.build(tuple(input_shape))
@@ -145,6 +148,8 @@ class Bidirectional(Layer):
             self.set_weights(weights)
 
     def compute_output_shape(self, input_shape):
+        if input_shape and isinstance(input_shape[0], (list, tuple)):    # [x, *initial_states]
+            input_shape = input_shape[0]
         shape = self.forward_layer.compute_output_shape(tuple(input_shape))
         y, states = (shape[0], list(shape[1:])) if self.return_state else (shape, [])
         if self.merge_mode == "concat":
@@ -174,26 +179,43 @@ class Bidirectional(Layer):
 
     # --- forward ----------------------------------------------------------
     def forward(self, x, training=False, mask=None):
-        """x (B, T, D), mask (B, T) bool or None -> the merged output (and the states)."""
+        """x (B, T, D), or [x, *initial_states] (the forward layer's states, then the backward
+        layer's, as Keras's ``initial_state``); mask (B, T) bool or None -> the merged output
+        (and the final states with ``return_state``)."""
+        x, states_f, states_r = self._split_inputs(x)
         mask = self._check_mask(x, mask)
-        y_f, states_f = self._split(self._run(self.forward_layer, x, training, mask))
-        y_r, states_r = self._split(self._run(self.backward_layer, flip_time(x), training, flip_time(mask)))
+        y_f, final_f = self._split(self._run(self.forward_layer, x, states_f, training, mask))
+        y_r, final_r = self._split(self._run(self.backward_layer, flip_time(x), states_r, training,
+                                             flip_time(mask)))
         if self.return_sequences:
             y_r = flip_time(y_r)                        # back to the input's time order
             if mask is not None:                        # masked steps output zeros (Keras)
                 keep = mask[:, :, None].astype(y_f.dtype)
                 y_f, y_r = y_f * keep, y_r * keep
-        self._remember((y_f, y_r, mask, len(states_f)))
+        self._remember((y_f, y_r, mask, len(final_f), states_f is not None))
         outputs = self._merge(y_f, y_r)
         if not self.return_state:
             return outputs
-        return [*(outputs if self.merge_mode is None else [outputs]), *states_f, *states_r]
+        return [*(outputs if self.merge_mode is None else [outputs]), *final_f, *final_r]
+
+    def _split_inputs(self, inputs):
+        """x, or [x, *initial_states] -> (x, the forward layer's states, the backward layer's)."""
+        if not isinstance(inputs, (list, tuple)):
+            return inputs, None, None
+        x, *states = inputs
+        n_f, n_r = self._n_states(self.forward_layer), self._n_states(self.backward_layer)
+        if len(states) != n_f + n_r:
+            raise ValueError(f"{self.name}: initial_state must be the forward layer's {n_f} state(s), "
+                             f"then the backward layer's {n_r} (Keras's order), {n_f + n_r} arrays (B, H); "
+                             f"got {len(states)}")
+        return x, states[:n_f], states[n_f:]
 
     @staticmethod
-    def _run(direction, x, training, mask):
+    def _run(direction, x, states, training, mask):
+        inputs = x if states is None else [x, *states]
         # the mask is passed only when there is one: a layer without masking still runs unmasked
-        return direction.forward(x, training=training) if mask is None else \
-            direction.forward(x, training=training, mask=mask)
+        return direction.forward(inputs, training=training) if mask is None else \
+            direction.forward(inputs, training=training, mask=mask)
 
     def _split(self, result):
         """A direction's result -> (its output, its final states)."""
@@ -212,8 +234,9 @@ class Bidirectional(Layer):
 
     # --- backward ---------------------------------------------------------
     def backward(self, dy):
-        """dL/d(outputs) -> dx (B, T, D): the merge's backward, then both directions' own."""
-        y_f, y_r, mask, n_states = self._recall()
+        """dL/d(outputs) -> dx (B, T, D) (and, for given initial states, [dx, *their gradients]):
+        the merge's backward, then both directions' own."""
+        y_f, y_r, mask, n_states, states_given = self._recall()
         dy = list(dy) if self.return_state or self.merge_mode is None else [dy]
         n_outputs = 2 if self.merge_mode is None else 1
         d_outputs, d_states = dy[:n_outputs], dy[n_outputs:]
@@ -225,7 +248,10 @@ class Bidirectional(Layer):
             dy_r = flip_time(dy_r)                          # through the outer flip
         dx_f = self.forward_layer.backward(self._with_states(dy_f, d_states[:n_states]))
         dx_r = self.backward_layer.backward(self._with_states(dy_r, d_states[n_states:]))
-        return dx_f + flip_time(dx_r)                       # both paths; R read flip(x)
+        if not states_given:
+            return dx_f + flip_time(dx_r)                   # both paths; R read flip(x)
+        (dx_f, *d_start_f), (dx_r, *d_start_r) = dx_f, dx_r
+        return [dx_f + flip_time(dx_r), *d_start_f, *d_start_r]
 
     def _merge_backward(self, d_outputs, y_f, y_r):
         """dL/dy -> (dL/dy_f, dL/dy_r), the merge's own derivative (None: no gradient arrived)."""
@@ -256,6 +282,13 @@ class Bidirectional(Layer):
             raise ValueError(f"{self.name}: the mask must have shape (B, T) = {tuple(x.shape[:2])} "
                              f"like the input's first two axes, got {tuple(mask.shape)}")
         return mask.astype(bool)
+
+    def reset_states(self) -> None:
+        """Zero both directions' carried states (a stateful layer's), as Keras's ``reset_states``."""
+        for direction in (self.forward_layer, self.backward_layer):
+            direction.reset_states()
+
+    reset_state = reset_states                           # Keras 3's spelling
 
     def sublayers(self) -> list:
         return [self.forward_layer, self.backward_layer]
