@@ -211,7 +211,7 @@ class Model(Layer):
         scaled by its largest entry first, so a finite gradient is never reported
         as non-finite (and no float64 copy of the gradients is made).
         """
-        return math.hypot(*(_norm(g) for _, _, g in self.trainable_variables()))
+        return math.hypot(*[_norm(g) for _, _, g in self.trainable_variables()])
 
     # --- Keras API ----------------------------------------------------------------
     def compile(self, loss="mse", optimizer="adam", metrics=None) -> None:
@@ -931,7 +931,7 @@ def _shapes(a):
         parts = tuple(_shapes(p) for p in a)
         return None if None in parts else parts
     shape = getattr(a, "shape", None)
-    return None if shape is None else (tuple(shape), str(a.dtype))
+    return None if shape is None else (shape, a.dtype)
 
 
 def _count(value, what) -> int:
