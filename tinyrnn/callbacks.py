@@ -133,16 +133,42 @@ class CallbackList:
         for callback in self.callbacks:
             callback.set_params(dict(params))
 
-    def __getattr__(self, hook):
-        """``callbacks.on_epoch_end(epoch, logs)`` calls ``on_epoch_end`` of each callback."""
-        if not hook.startswith("on_"):
-            raise AttributeError(hook)
+    def _call(self, hook, *args) -> None:
+        """``hook(*args)`` of every callback in turn; the last argument, the logs, is a dict ({} for none)."""
+        *index, logs = args
+        logs = {} if logs is None else logs
+        for callback in self.callbacks:
+            getattr(callback, hook)(*index, logs)
 
-        def call_each(*args, **kwargs):
-            for callback in self.callbacks:
-                getattr(callback, hook)(*args, **kwargs)
+    def on_train_begin(self, logs=None):
+        self._call("on_train_begin", logs)
 
-        return call_each
+    def on_train_end(self, logs=None):
+        self._call("on_train_end", logs)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._call("on_epoch_begin", epoch, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._call("on_epoch_end", epoch, logs)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._call("on_train_batch_begin", batch, logs)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._call("on_train_batch_end", batch, logs)
+
+    def on_test_begin(self, logs=None):
+        self._call("on_test_begin", logs)
+
+    def on_test_end(self, logs=None):
+        self._call("on_test_end", logs)
+
+    def on_test_batch_begin(self, batch, logs=None):
+        self._call("on_test_batch_begin", batch, logs)
+
+    def on_test_batch_end(self, batch, logs=None):
+        self._call("on_test_batch_end", batch, logs)
 
 
 def _as_list(callbacks) -> list:
