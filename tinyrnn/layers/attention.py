@@ -33,6 +33,7 @@ import math
 import numpy
 
 from tinyrnn import backend, initializers, validation
+from tinyrnn.graph import Value
 from tinyrnn.layers.base import Layer
 from tinyrnn.layers.core import _rate, dropout_mask
 
@@ -87,18 +88,47 @@ def _input_list(layer, inputs):
     return list(inputs)
 
 
-class _CallOptions:
-    """While a layer is called on symbolic values, what ``compute_output_shape`` must know of the call."""
+MASK_INPUT = "<mask input>"
+"""Marks, in a call's masks, a mask that travels as an extra input (see ``_masks_as_inputs``)."""
 
-    def __init__(self, layer, returns_scores):
-        self.layer, self.returns_scores = layer, bool(returns_scores)
+
+def _masks_as_inputs(inputs, masks):
+    """Masks that are graph ``Value``s (an ``Input``, another layer's output) join the inputs after
+    query, value (and key), so that a functional model records and replays them like any input; their
+    places in ``masks`` keep the marker ``MASK_INPUT``. Returns (inputs, masks)."""
+    travelling = [m for m in masks if isinstance(m, Value)]
+    return [*inputs, *travelling], [MASK_INPUT if isinstance(m, Value) else m for m in masks]
+
+
+def _masks_from_inputs(inputs, masks):
+    """The inverse of ``_masks_as_inputs``: (the inputs without the masks, the masks in their places)."""
+    marked = [isinstance(m, str) and m == MASK_INPUT for m in masks]
+    if not any(marked):
+        return list(inputs), list(masks)
+    travelled = iter(inputs[-sum(marked):])
+    return list(inputs[:-sum(marked)]), [next(travelled) if mark else m for m, mark in zip(masks, marked)]
+
+
+class _CallOptions:
+    """While a layer is called (and maybe built, or called on symbolic values), what ``build`` and
+    ``compute_output_shape`` must know of the call: whether the scores are returned, and how many
+    of the inputs are masks that travel with them."""
+
+    def __init__(self, layer, returns_scores, n_mask_inputs):
+        self.layer, self.options = layer, (bool(returns_scores), n_mask_inputs)
 
     def __enter__(self):
-        self.layer._returns_scores = self.returns_scores
+        self.layer._returns_scores, self.layer._n_mask_inputs = self.options
 
     def __exit__(self, *exc):
-        self.layer._returns_scores = False
+        self.layer._returns_scores, self.layer._n_mask_inputs = False, 0
         return False
+
+
+def _data_shapes(layer, input_shape):
+    """The shapes of query, value (and key), without those of masks travelling as inputs."""
+    shapes = list(input_shape)
+    return _input_list(layer, shapes[:len(shapes) - layer._n_mask_inputs])
 
 
 # --- Luong and Bahdanau: one mechanism, two score functions ------------------------------------
@@ -110,7 +140,7 @@ class _DotAttentionBase(Layer):
     """
 
     supports_masking = True
-    _returns_scores = False
+    _returns_scores, _n_mask_inputs = False, 0
 
     def __init__(self, use_scale=False, dropout=0.0, seed=None, **kwargs):
         super().__init__(**kwargs)
@@ -121,15 +151,20 @@ class _DotAttentionBase(Layer):
     def __call__(self, inputs, mask=None, training=None, return_attention_scores=False,
                  use_causal_mask=False):
         """``layer([query, value(, key)], mask=[query_mask, value_mask], ...)``, Keras's call."""
-        _input_list(self, inputs)
+        if isinstance(mask, (list, tuple)):
+            inputs, mask = _masks_from_inputs(inputs, mask)     # a functional model replaying the call
+        inputs = _input_list(self, inputs)
+        n_data = len(inputs)
         options = {"return_attention_scores": return_attention_scores, "use_causal_mask": use_causal_mask}
         if mask is not None:
+            if isinstance(mask, (list, tuple)):
+                inputs, mask = _masks_as_inputs(inputs, mask)
             options["mask"] = mask
-        with _CallOptions(self, return_attention_scores):
+        with _CallOptions(self, return_attention_scores, len(inputs) - n_data):
             return super().__call__(inputs, training=training, **options)
 
     def build(self, input_shape):
-        shapes = _input_list(self, input_shape)
+        shapes = _data_shapes(self, input_shape)
         query, key = tuple(shapes[0]), tuple(shapes[-1])
         if query[-1] is not None and key[-1] is not None and query[-1] != key[-1]:
             raise self._mismatch_error(query[-1], key[-1], len(shapes) == 3)
@@ -174,6 +209,9 @@ class _DotAttentionBase(Layer):
         -------
         O (B, Tq, Dv), or [O, A] with ``return_attention_scores``.
         """
+        n_given = len(inputs)
+        if isinstance(mask, (list, tuple)):
+            inputs, mask = _masks_from_inputs(inputs, mask)     # masks that travelled as inputs
         inputs = _input_list(self, inputs)
         query, value = inputs[0], inputs[1]
         key = inputs[2] if len(inputs) == 3 else value
@@ -194,13 +232,13 @@ class _DotAttentionBase(Layer):
         o = a_used @ value                                               # 3. O = A V (B, Tq, Dv)
         if query_mask is not None:
             o = o * query_mask[..., None]                                #    masked query steps: 0
-        self._remember((len(inputs), value, a, drop, a_used, query_mask, score_cache,
+        self._remember(((len(inputs), n_given), value, a, drop, a_used, query_mask, score_cache,
                         return_attention_scores))
         return [o, a_used] if return_attention_scores else o
 
     def backward(self, dy):
         """[dquery, dvalue] (or [dquery, dvalue, dkey]) from dO (and dA when the weights were returned)."""
-        n_inputs, value, a, drop, a_used, query_mask, score_cache, returned_scores = self._recall()
+        (n_inputs, n_given), value, a, drop, a_used, query_mask, score_cache, returned_scores = self._recall()
         do, da_used = (dy[0], dy[1]) if returned_scores else (dy, None)
         if query_mask is not None:
             do = do * query_mask[..., None]                              # O = m O': dO' = m dO
@@ -212,9 +250,10 @@ class _DotAttentionBase(Layer):
             da = da * drop                                               #     through dropout
         ds = softmax_backward(a, da)                                     # 2'. dS (B, Tq, Tv)
         dquery, dkey = self.score_backward(ds, score_cache)              # 1'. dQ, dK
+        no_gradient = [None] * (n_given - n_inputs)                      # masks have none
         if n_inputs == 3:
-            return [dquery, dvalue, dkey]
-        return [dquery, dvalue + dkey]                                   # the value was the key too
+            return [dquery, dvalue, dkey, *no_gradient]
+        return [dquery, dvalue + dkey, *no_gradient]                     # the value was the key too
 
     def _masks(self, mask, query, value, use_causal_mask):
         """(query_mask (B, Tq) or None, key_mask (B, 1, Tv) or (B, Tq, Tv) or None), as bool."""
@@ -380,8 +419,9 @@ class MultiHeadAttention(Layer):
     """
 
     supports_masking = True
-    _returns_scores = False
+    _returns_scores, _n_mask_inputs = False, 0
     _PROJECTIONS = ("query", "key", "value")
+    _MASKS = ("query_mask", "value_mask", "key_mask", "attention_mask")
 
     def __init__(self, num_heads, key_dim, value_dim=None, dropout=0.0, use_bias=True, output_shape=None,
                  seed=None, **kwargs):
@@ -406,18 +446,20 @@ class MultiHeadAttention(Layer):
             if not isinstance(query, (list, tuple)):
                 raise TypeError(f"{self.name}: MultiHeadAttention needs a value: mha(query, value) "
                                 "(self-attention: mha(x, x))")
-            inputs = _input_list(self, query)
+            inputs = list(query)
         else:
             inputs = [query, value] if key is None else [query, value, key]
-        masks = {"query_mask": query_mask, "value_mask": value_mask, "key_mask": key_mask,
-                 "attention_mask": attention_mask}
-        options = {k: m for k, m in masks.items() if m is not None}
+        masks = [query_mask, value_mask, key_mask, attention_mask]
+        inputs, masks = _masks_from_inputs(inputs, masks)          # a functional model replaying the call
+        n_data = len(_input_list(self, inputs))
+        inputs, masks = _masks_as_inputs(inputs, masks)            # masks from the graph travel as inputs
+        options = {name: m for name, m in zip(self._MASKS, masks) if m is not None}
         options.update(return_attention_scores=return_attention_scores, use_causal_mask=use_causal_mask)
-        with _CallOptions(self, return_attention_scores):
+        with _CallOptions(self, return_attention_scores, len(inputs) - n_data):
             return super().__call__(inputs, training=training, **options)
 
     def build(self, input_shape):
-        shapes = [tuple(s) for s in _input_list(self, input_shape)]
+        shapes = [tuple(s) for s in _data_shapes(self, input_shape)]
         query, value = shapes[0], shapes[1]
         key = shapes[2] if len(shapes) == 3 else value
         for shape, name in zip((query, value, key), ("query", "value", "key")):
@@ -474,6 +516,9 @@ class MultiHeadAttention(Layer):
         key_mask)] is another way to give the inputs' masks (the mask flow's). See the class
         docstring for the masks.
         """
+        n_given = len(inputs)
+        inputs, (query_mask, value_mask, key_mask, attention_mask) = _masks_from_inputs(
+            inputs, [query_mask, value_mask, key_mask, attention_mask])   # masks that travelled as inputs
         inputs = _input_list(self, inputs)
         query, value = inputs[0], inputs[1]
         key = inputs[2] if len(inputs) == 3 else value
@@ -502,13 +547,13 @@ class MultiHeadAttention(Layer):
         if self.use_bias:
             y = y + self.params["output_bias"].reshape(-1)
         y = y.reshape(*y.shape[:2], *wo.shape[2:])                       # (B, Tq, E)
-        self._remember((len(inputs), query, key, value, q, k, v, a, allowed, drop, a_used, c,
+        self._remember(((len(inputs), n_given), query, key, value, q, k, v, a, allowed, drop, a_used, c,
                         return_attention_scores))
         return [y, a] if return_attention_scores else y
 
     def backward(self, dy):
         """[dquery, dvalue] (or [dquery, dvalue, dkey]) from dy (and dA when the scores were returned)."""
-        (n_inputs, query, key, value, q, k, v, a, allowed, drop, a_used, c,
+        ((n_inputs, n_given), query, key, value, q, k, v, a, allowed, drop, a_used, c,
          returned_scores) = self._recall()
         dy, da_returned = (dy[0], dy[1]) if returned_scores else (dy, None)
         wo = self.params["output_kernel"]
@@ -532,7 +577,10 @@ class MultiHeadAttention(Layer):
         dquery = self._project_backward("query", query, dq)
         dkey = self._project_backward("key", key, dk)
         dvalue = self._project_backward("value", value, dv)
-        return [dquery, dvalue, dkey] if n_inputs == 3 else [dquery, dvalue + dkey]
+        no_gradient = [None] * (n_given - n_inputs)                      # masks have none
+        if n_inputs == 3:
+            return [dquery, dvalue, dkey, *no_gradient]
+        return [dquery, dvalue + dkey, *no_gradient]                     # the value was the key too
 
     def _attention_mask(self, query, value, query_mask, value_mask, key_mask, attention_mask, causal):
         """Every mask joined with AND into (B or 1, 1, Tq, Tv) bool (the 1 broadcasts over heads)."""
