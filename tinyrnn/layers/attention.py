@@ -62,7 +62,6 @@ def _bool_mask(mask, shape, what: str, layer):
     """``mask`` (bool, or numbers where nonzero means kept) checked to be ``shape``, as bool."""
     if mask is None:
         return None
-    mask = getattr(mask, "data", mask)                  # a recorded Value: its array (masks take no gradient)
     mask = mask if backend.is_array(mask) else numpy.asarray(mask)
     if tuple(mask.shape) != tuple(shape):
         raise ValueError(f"{layer.name}: {what} must have shape {tuple(shape)}, got {tuple(mask.shape)}")
@@ -594,7 +593,7 @@ class MultiHeadAttention(Layer):
         if causal:
             parts.append(causal_mask(tq, tv))
         if attention_mask is not None:
-            m = getattr(attention_mask, "data", attention_mask)
+            m = attention_mask if backend.is_array(attention_mask) else numpy.asarray(attention_mask)
             shape = tuple(m.shape)
             if shape not in ((batch, tq, tv), (tq, tv), (1, tq, tv)):
                 raise ValueError(f"{self.name}: attention_mask must have shape (B, Tq, Tv) = "
