@@ -270,6 +270,13 @@ class Model(Layer):
             callbacks=None, steps_per_epoch=None, validation_steps=None, initial_epoch=0) -> History:
         """Train for ``epochs`` passes over the data; returns a ``History``.
 
+        Bad data is refused with a clear error: arrays before training starts, a
+        batch when it arrives. A generator that runs out before ``epochs`` stops
+        training with Keras's warning. A non-finite loss or gradient stops training
+        with ``TrainingError`` and keeps the weights of the last finite step. Ctrl-C
+        stops at once: an update already begun is finished, a step not yet updating
+        is undone (``train_step``), and ``model.history`` holds the finished epochs.
+
         Parameters
         ----------
         x, y : arrays (B, ...), float array-likes with the same number of rows, y
@@ -290,13 +297,6 @@ class Model(Layer):
         initial_epoch : int, the epoch to start from (to resume a run; logs and
             callbacks count epochs from it).
         verbose : 0 silent, 1 progress bar and one line per epoch, 2 the line only.
-
-        Bad data is refused with a clear error: arrays before training starts, a
-        batch when it arrives. A generator that runs out before ``epochs`` stops
-        training with Keras's warning. A non-finite loss or gradient stops training
-        with ``TrainingError`` and keeps the weights of the last finite step. Ctrl-C
-        stops at once: an update already begun is finished, a step not yet updating
-        is undone (``train_step``), and ``model.history`` holds the finished epochs.
         """
         self._require_compiled("fit")
         epochs = validation.positive_int(epochs, "epochs")
