@@ -358,18 +358,14 @@ class Model(Layer):
             if y is not None:
                 raise ValueError(f"{what} is an iterable of batches, which holds the targets too: "
                                  "give y=None (each batch is an (x, y) tuple)")
-            iterator = EpochIterator(x, steps, what)
-            iterator.prepare = self._batch_preparer(what, names)
-            return iterator
+            return EpochIterator(x, steps, what, prepare=self._batch_preparer(what, names))
         if y is None and names[1] is not None:
-            raise ValueError(f"{self.name}: targets are missing: give both arrays, fit(x, y), or make x an "
+            raise ValueError(f"{self.name}: targets are missing: give both arrays (x, y), or make x an "
                              "iterable (a generator) of (x_batch, y_batch) tuples")
         arrays = self._prepare(x, y, names=names) if names[1] is not None else self._prepare(x, names=names)
         source = ArrayBatches(arrays[0], arrays[1] if len(arrays) > 1 else None, batch_size,
                                              shuffle)
-        iterator = EpochIterator(source, steps, what)
-        iterator.prepare = lambda batch, step: batch
-        return iterator
+        return EpochIterator(source, steps, what)
 
     def _batch_preparer(self, what, names):
         """A function (batch, step) -> converted batch: ``_prepare`` with the batch named in errors.
