@@ -195,3 +195,10 @@ def test_masking_matches_keras(case):
     assert len(mine) == len(references)
     for i, (a, b) in enumerate(zip(mine, references)):
         assert_close(a, b, 2e-6, name=f"{case} output {i}")
+
+
+@pytest.mark.parametrize("name", ["SimpleRNN", "LSTM", "GRU(reset_after)", "GRU(reset_before)"])
+def test_gradcheck_with_a_mask_and_dropout_in_training(name):
+    """The dropout masks and the time mask together (gradcheck reseeds before every forward)."""
+    layer = built(name, return_sequences=True, dropout=0.3, recurrent_dropout=0.4)
+    gradcheck(Masked(layer, WITH_HOLES), normal(B, T, D, seed=1), training=True).assert_ok(TOL)

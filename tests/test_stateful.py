@@ -105,7 +105,7 @@ def test_initial_states_of_the_wrong_count_or_size_are_refused(name):
         layer(x, initial_state=[normal(B, H + 1)] * n)
 
 
-def test_encoder_decoder_trains_with_fit():
+def test_encoder_decoder_trains_with_fit_and_saves(tmp_path):
     """Keras's seq2seq: the encoder's final h, c start the decoder; they are graph inputs with gradients."""
     seeding.set_random_seed(0)
     enc_in, dec_in = tinyrnn.Input(shape=[None, D]), tinyrnn.Input(shape=[None, 2])
@@ -120,6 +120,9 @@ def test_encoder_decoder_trains_with_fit():
     history = model.fit([x_enc, x_dec], y, epochs=30, batch_size=8, verbose=0)
     assert history.history["loss"][-1] < 0.3 * history.history["loss"][0]
     assert not numpy.allclose(encoder.get_weights()[0], kernel)   # trained through h, c alone
+    model.save(tmp_path / "seq2seq.npz")
+    assert_close(load_model(tmp_path / "seq2seq.npz").predict([x_enc, x_dec]), model.predict([x_enc, x_dec]),
+                 0.0, name="loaded")
 
 
 def test_encoder_decoder_gradcheck():
