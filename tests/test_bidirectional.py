@@ -61,6 +61,18 @@ class WithMask:
         return self.layers[0].backward(dy)
 
 
+def forwards_twin(direction):
+    """A copy of ``direction`` (its weights too) that reads the sequence forwards: fed x[:, ::-1]
+    by hand, it is what the backward layer must compute."""
+    spec = serialize(direction)
+    spec["config"].update(go_backwards=False, name=f"{direction.name}_twin")
+    with backend.float_precision("float64"):
+        twin = deserialize(spec)
+        twin.build((None, None, D))
+    twin.set_weights(direction.get_weights())
+    return twin
+
+
 def as_list(y):
     return list(y) if isinstance(y, list) else [y]
 
@@ -119,7 +131,7 @@ def test_the_backward_direction_reads_the_reversed_sequence(merge_mode, return_s
     layer = built("GRU", merge_mode, return_sequences=return_sequences)
     x = inputs()
     y_f = layer.forward_layer.forward(x)
-    y_r = layer.backward_layer.forward(x[:, ::-1].copy())
+    y_r = forwards_twin(layer.backward_layer).forward(x[:, ::-1].copy())
     if return_sequences:
         y_r = y_r[:, ::-1]                              # output t lines up with input t
     expected = {"concat": numpy.concatenate([y_f, y_r], axis=-1), "sum": y_f + y_r, "mul": y_f * y_r,
@@ -140,7 +152,7 @@ def test_return_state_order_is_outputs_then_forward_then_backward_states():
     layer = built("LSTM", None, return_state=True)
     x = inputs()
     y_f, h_f, c_f = layer.forward_layer.forward(x)
-    y_r, h_r, c_r = layer.backward_layer.forward(x[:, ::-1].copy())
+    y_r, h_r, c_r = forwards_twin(layer.backward_layer).forward(x[:, ::-1].copy())
     out = layer.forward(x)
     assert len(out) == 6
     for mine, ref in zip(out, [y_f, y_r, h_f, c_f, h_r, c_r]):
@@ -153,7 +165,7 @@ def test_initial_states_go_forward_first_then_backward():
     x = inputs()
     h_f, c_f, h_r, c_r = numpy.random.default_rng(7).normal(size=(4, B, H))
     y_f = layer.forward_layer.forward([x, h_f, c_f])
-    y_r = layer.backward_layer.forward([x[:, ::-1].copy(), h_r, c_r])[:, ::-1]
+    y_r = forwards_twin(layer.backward_layer).forward([x[:, ::-1].copy(), h_r, c_r])[:, ::-1]
     assert_close(layer.forward([x, h_f, c_f, h_r, c_r]), numpy.concatenate([y_f, y_r], axis=-1))
     with pytest.raises(ValueError, match="initial_state must be the forward layer's 2 state.*got 2"):
         layer.forward([x, h_f, h_r])
@@ -304,13 +316,28 @@ def test_a_non_recurrent_layer_is_refused():
 
 def test_backward_layer_must_agree_on_return_sequences():
     with pytest.raises(ValueError, match="return_sequences=True but the backward layer return_sequences=Fa"):
-        Bidirectional(GRU(H, return_sequences=True), backward_layer=GRU(H))
+        Bidirectional(GRU(H, return_sequences=True), backward_layer=GRU(H, go_backwards=True))
 
 
 def test_a_given_backward_layer_is_used():
-    backward = SimpleRNN(H, activation="relu", name="reader")
+    backward = SimpleRNN(H, activation="relu", go_backwards=True, name="reader")
     layer = Bidirectional(SimpleRNN(H), backward_layer=backward)
     assert layer.backward_layer is backward
+    assert layer.backward_layer.go_backwards and not layer.forward_layer.go_backwards
+
+
+def test_a_backward_layer_that_reads_forwards_is_refused():
+    with pytest.raises(ValueError, match="both have go_backwards=False.*give it go_backwards=True"):
+        Bidirectional(SimpleRNN(H), backward_layer=SimpleRNN(H))
+
+
+@pytest.mark.parametrize("return_sequences", [False, True])
+def test_both_directions_zero_masked_outputs_only_with_return_sequences(return_sequences):
+    """Keras forces the wrapped layers' zero_output_for_mask to return_sequences."""
+    given = GRU(H, return_sequences=return_sequences, zero_output_for_mask=not return_sequences)
+    layer = Bidirectional(given)
+    assert layer.forward_layer.zero_output_for_mask is return_sequences
+    assert layer.backward_layer.zero_output_for_mask is return_sequences
 
 
 def test_weights_argument_loads_at_build():

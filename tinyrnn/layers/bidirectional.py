@@ -7,6 +7,9 @@ Forward (x (B, T, D); F the forward layer, R the backward one, each with H units
                                         with return_sequences, so y_r[:, t] lines up with x[:, t]
     y   = merge(y_f, y_r)
 
+As in Keras, R is a copy of F with ``go_backwards=True``: the inner flip (of the
+sequence and of its mask) is R's own, the outer one is the wrapper's.
+
 with the merge one of
 
     concat: y = [y_f, y_r]      (..., 2H)     sum: y = y_f + y_r      ave: y = (y_f + y_r) / 2
@@ -19,15 +22,15 @@ Backward (dy = dL/dy): the merge's own backward gives dy_f and dy_r,
                                                               (the product rule)
 
 then each direction's own hand-written backward, and the input gradient is the
-sum of both paths, the backward one flipped back to the input's time order:
+sum of both paths (R's backward flips its gradient back to the input's time order):
 
     dx = dF(dy_f) + flip(dR(flip(dy_r)))
 
 With a mask (B, T) (``True`` = a real step), F reads it as it is and R reads
 it flipped with the sequence, so for a right-padded batch R starts at each
 sequence's last real step. With ``return_sequences`` the outputs of masked steps
-are zero in both directions, as in Keras (which forces the wrapped layer's
-``zero_output_for_mask`` to ``return_sequences``).
+are zero in both directions: as Keras, the wrapper sets both layers'
+``zero_output_for_mask`` to ``return_sequences``.
 
 Weights are Keras's: the forward layer's (``kernel``, ``recurrent_kernel``,
 ``bias``), then the backward layer's, so ``get_weights`` of a Keras
@@ -46,12 +49,13 @@ def _removeprefix(name: str, prefix: str) -> str:
     return name[len(prefix):] if name.startswith(prefix) else name
 
 
-def _copy_of(layer, name: str):
-    """A fresh layer of ``layer``'s configuration (fresh weights, no state), named ``name``."""
+def _copy_of(layer, name: str, **changes):
+    """A fresh layer of ``layer``'s configuration (fresh weights, no state), named ``name``,
+    with ``changes`` to its configuration."""
     from tinyrnn.layers import deserialize, serialize  # the registry knows every layer class
 
     spec = serialize(layer)
-    spec["config"]["name"] = name
+    spec["config"].update(name=name, **changes)
     copy = deserialize(spec)
     if copy.input_shape is None and layer.input_shape is not None:
         copy.input_shape = layer.input_shape
@@ -108,13 +112,20 @@ class Bidirectional(Layer):
         super().__init__(**kwargs)
         self.forward_layer = _copy_of(layer, f"forward_{_removeprefix(layer.name, 'forward_')}")
         self.backward_layer = backward_layer if backward_layer is not None else \
-            _copy_of(layer, f"backward_{_removeprefix(layer.name, 'backward_')}")
+            _copy_of(layer, f"backward_{_removeprefix(layer.name, 'backward_')}",
+                     go_backwards=not layer.go_backwards)
+        if self.forward_layer.go_backwards == self.backward_layer.go_backwards:
+            raise ValueError(f"Bidirectional: the forward and the backward layer both have go_backwards="
+                             f"{self.forward_layer.go_backwards}; the backward layer must read the sequence "
+                             "the other way (give it go_backwards=True, or leave out backward_layer)")
         for attribute in ("return_sequences", "return_state", "stateful"):
             forward = getattr(self.forward_layer, attribute, False)
             backward = getattr(self.backward_layer, attribute, False)
             if forward != backward:
                 raise ValueError(f"Bidirectional: the forward layer has {attribute}={forward} but the "
                                  f"backward layer {attribute}={backward}; give both the same value")
+        for direction in (self.forward_layer, self.backward_layer):   # Keras: masked steps output 0
+            direction.zero_output_for_mask = direction.return_sequences  # with return_sequences
         self.merge_mode = merge_mode
         self.return_sequences = self.forward_layer.return_sequences
         self.return_state = self.forward_layer.return_state
@@ -185,14 +196,10 @@ class Bidirectional(Layer):
         x, states_f, states_r = self._split_inputs(x)
         mask = self._check_mask(x, mask)
         y_f, final_f = self._split(self._run(self.forward_layer, x, states_f, training, mask))
-        y_r, final_r = self._split(self._run(self.backward_layer, flip_time(x), states_r, training,
-                                             flip_time(mask)))
+        y_r, final_r = self._split(self._run(self.backward_layer, x, states_r, training, mask))  # flips x
         if self.return_sequences:
             y_r = flip_time(y_r)                        # back to the input's time order
-            if mask is not None:                        # masked steps output zeros (Keras)
-                keep = mask[:, :, None].astype(y_f.dtype)
-                y_f, y_r = y_f * keep, y_r * keep
-        self._remember((y_f, y_r, mask, len(final_f), states_f is not None))
+        self._remember((y_f, y_r, len(final_f), states_f is not None))
         outputs = self._merge(y_f, y_r)
         if not self.return_state:
             return outputs
@@ -212,10 +219,7 @@ class Bidirectional(Layer):
 
     @staticmethod
     def _run(direction, x, states, training, mask):
-        inputs = x if states is None else [x, *states]
-        # the mask is passed only when there is one: a layer without masking still runs unmasked
-        return direction.forward(inputs, training=training) if mask is None else \
-            direction.forward(inputs, training=training, mask=mask)
+        return direction.forward(x if states is None else [x, *states], training=training, mask=mask)
 
     def _split(self, result):
         """A direction's result -> (its output, its final states)."""
@@ -236,22 +240,19 @@ class Bidirectional(Layer):
     def backward(self, dy):
         """dL/d(outputs) -> dx (B, T, D) (and, for given initial states, [dx, *their gradients]):
         the merge's backward, then both directions' own."""
-        y_f, y_r, mask, n_states, states_given = self._recall()
+        y_f, y_r, n_states, states_given = self._recall()
         dy = list(dy) if self.return_state or self.merge_mode is None else [dy]
         n_outputs = 2 if self.merge_mode is None else 1
         d_outputs, d_states = dy[:n_outputs], dy[n_outputs:]
         dy_f, dy_r = self._merge_backward(d_outputs, y_f, y_r)
         if self.return_sequences:
-            if mask is not None:
-                keep = mask[:, :, None].astype(y_f.dtype)
-                dy_f, dy_r = dy_f * keep, dy_r * keep      # through y * mask
             dy_r = flip_time(dy_r)                          # through the outer flip
         dx_f = self.forward_layer.backward(self._with_states(dy_f, d_states[:n_states]))
         dx_r = self.backward_layer.backward(self._with_states(dy_r, d_states[n_states:]))
         if not states_given:
-            return dx_f + flip_time(dx_r)                   # both paths; R read flip(x)
+            return dx_f + dx_r                              # both paths (R flips its own back)
         (dx_f, *d_start_f), (dx_r, *d_start_r) = dx_f, dx_r
-        return [dx_f + flip_time(dx_r), *d_start_f, *d_start_r]
+        return [dx_f + dx_r, *d_start_f, *d_start_r]
 
     def _merge_backward(self, d_outputs, y_f, y_r):
         """dL/dy -> (dL/dy_f, dL/dy_r), the merge's own derivative (None: no gradient arrived)."""
