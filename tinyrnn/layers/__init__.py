@@ -10,6 +10,7 @@ from tinyrnn.layers.core import (
     Input,
     InputLayer,
     Lambda,
+    Masking,
     Permute,
     RepeatVector,
     Reshape,
@@ -36,7 +37,7 @@ _REGISTRY = {
     for cls in (Dense, Dropout, Flatten, InputLayer, RepeatVector, TimeDistributed, LayerNormalization,
                 BatchNormalization, Conv1D, RNN, SimpleRNN, LSTM, GRU, SimpleRNNCell, LSTMCell, GRUCell,
                 PeepholeLSTMCell, LNSimpleRNNCell, Activation, Lambda, Reshape, Permute, Add, Subtract,
-                Multiply, Average, Maximum, Concatenate, Embedding)
+                Multiply, Average, Maximum, Concatenate, Embedding, Masking)
 }
 
 
