@@ -571,8 +571,12 @@ class Sequential(Model):
         mask = None                  # a layer's output mask flows to the next (Layer.forward_with_mask)
         with backend.engine_blas():  # small products on one BLAS thread (backend.set_threads)
             for layer in self.layers:
-                x, mask = layer.forward_with_mask(x, mask, training)
-        self.output_mask = mask
+                if mask is None and not layer._makes_masks:   # no mask, none made here: the plain call
+                    x = layer.forward(x, training=training)
+                else:
+                    x, mask = layer.forward_with_mask(x, mask, training)
+        if mask is not None or self.output_mask is not None:   # no write when unchanged (the
+            self.output_mask = mask                              # unmasked path stays as it was)
         return x
 
     def backward(self, dy):

@@ -115,8 +115,9 @@ class Layer:
         self.state: dict = {}
         self.built = False
         self._cache = None
-        if type(self).compute_mask is not Layer.compute_mask:   # as Keras: a layer that computes
-            self.supports_masking = True                         # its own mask supports masking
+        self._makes_masks = type(self).compute_mask is not Layer.compute_mask
+        if self._makes_masks:                 # as Keras: a layer that computes its own mask supports masking
+            self.supports_masking = True
 
     @classmethod
     def argument_names(cls) -> list:
@@ -213,16 +214,19 @@ class Layer:
         the mask must be (B, T), the input's first two axes). The output carries
         ``compute_mask(x, mask)`` when the layer ``supports_masking``; otherwise
         the mask stops here (a warning says so when there was one), as in Keras.
-        Without a mask nothing extra happens beyond a mask-making layer's own.
+        Without a mask only a layer that makes one (its own ``compute_mask``) is asked.
         """
-        if mask is not None and self.takes_mask:
+        if mask is None:                      # the usual case: nothing to pass, nothing extra to do
+            y = self.forward(x, training=training)
+            return y, (self.compute_mask(x, None) if self._makes_masks and self.supports_masking else None)
+        if self.takes_mask:
             check_mask(mask, x, self.name)
             y = self.forward(x, training=training, mask=mask)
         else:
             y = self.forward(x, training=training)
         if self.supports_masking:
             return y, self.compute_mask(x, mask)
-        if mask is not None and not self.takes_mask:
+        if not self.takes_mask:
             _warn_mask_dropped(self)
         return y, None
 
