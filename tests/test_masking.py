@@ -404,21 +404,36 @@ def loss_and_grads(model, x, y):
     return loss, [host(g).copy() for _, _, g in model.trainable_variables()]
 
 
-@settings(max_examples=15, deadline=None)
-@given(lengths=st.lists(st.integers(1, 4), min_size=1, max_size=3), extra=st.integers(1, 3),
-       seed=st.integers(0, 1000))
-def test_appending_padding_leaves_loss_and_gradients_unchanged(lengths, extra, seed):
-    with backend.float_precision("float64"):
+def padding_case(source, lengths, seed):
+    """(model, x, y, loss name, padding of one step) for a mask from Masking (floats, MSE) or from
+    Embedding(mask_zero=True) (token ids, sparse cross-entropy)."""
+    rng = numpy.random.default_rng(seed)
+    if source == "masking":
         x, _ = padded_batch(lengths, t=4, seed=seed)
-        rng = numpy.random.default_rng(seed)
-        y = rng.normal(size=(len(lengths), 4, 2))
-        model = built(Sequential([Masking(input_shape=[None, D]), CarryOver(), Dense(2)]), x.shape, seed=seed)
-        model.compile(loss="mse")
-        loss, grads = loss_and_grads(model, x, y)
-        x_long = numpy.concatenate([x, numpy.zeros((len(lengths), extra, D))], axis=1)
-        y_long = numpy.concatenate([y, rng.normal(size=(len(lengths), extra, 2))], axis=1)
-        loss_long, grads_long = loss_and_grads(model, x_long, y_long)
-    assert loss_long == pytest.approx(loss, rel=1e-12)
+        model = Sequential([Masking(input_shape=[None, D]), CarryOver(), Dense(2)])
+        return model, x, rng.normal(size=(len(lengths), 4, 2)), "mse", numpy.zeros(D)
+    x = numpy.zeros((len(lengths), 4), "int64")
+    for b, n in enumerate(lengths):
+        x[b, :n] = rng.integers(1, 7, size=n)
+    model = Sequential([Embedding(7, D, mask_zero=True), CarryOver(), Dense(C, activation="softmax")])
+    return model, x, rng.integers(0, C, size=x.shape).astype("float64"), "sparse_categorical_crossentropy", 0
+
+
+@settings(max_examples=15, deadline=None)
+@given(source=st.sampled_from(["masking", "embedding"]), lengths=st.lists(st.integers(1, 4), min_size=1,
+       max_size=3), extra=st.integers(1, 3), seed=st.integers(0, 1000))
+def test_appending_padding_leaves_loss_and_gradients_unchanged(source, lengths, extra, seed):
+    with backend.float_precision("float64"):
+        model, x, y, loss, pad = padding_case(source, lengths, seed)
+        built(model, x.shape, seed=seed)
+        model.compile(loss=loss)
+        value, grads = loss_and_grads(model, x, y)
+        rng = numpy.random.default_rng(seed + 1)
+        x_long = numpy.concatenate([x, numpy.broadcast_to(pad, (len(lengths), extra, *x.shape[2:]))], axis=1)
+        y_long = numpy.concatenate([y, rng.permutation(y.reshape(-1))[:y[:, :extra].size].reshape(
+            y[:, :extra].shape)], axis=1)                 # any targets at the new steps
+        value_long, grads_long = loss_and_grads(model, x_long.astype(x.dtype), y_long)
+    assert value_long == pytest.approx(value, rel=1e-12)
     for g, g_long in zip(grads, grads_long):
         assert_close(g_long, g, atol=1e-12, name="weight gradient")
 

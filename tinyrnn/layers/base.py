@@ -218,14 +218,15 @@ class Layer:
         """
         if mask is None:                      # the usual case: nothing to pass, nothing extra to do
             y = self.forward(x, training=training)
-            return y, (self.compute_mask(x, None) if self._makes_masks and self.supports_masking else None)
+            return y, (_mask_or_none(self.compute_mask(x, None))
+                       if self._makes_masks and self.supports_masking else None)
         if self.takes_mask:
             check_mask(mask, x, self.name)
             y = self.forward(x, training=training, mask=mask)
         else:
             y = self.forward(x, training=training)
         if self.supports_masking:
-            return y, self.compute_mask(x, mask)
+            return y, _mask_or_none(self.compute_mask(x, mask))
         if not self.takes_mask:
             _warn_mask_dropped(self)
         return y, None
@@ -518,6 +519,13 @@ def check_mask(mask, x, who) -> None:
             f"a mask holds one True/False per time step, shape (B, T) = {expected}; e.g. "
             "mask = (x != 0).any(axis=-1) for (B, T, D) inputs padded with zeros"
         )
+
+
+def _mask_or_none(masks):
+    """None for no mask, also for a list of Nones (one per output: a recurrent layer's states)."""
+    if isinstance(masks, (list, tuple)) and all(m is None for m in graph.flatten(masks)):
+        return None
+    return masks
 
 
 def _carried_mask(inputs):
