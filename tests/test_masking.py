@@ -21,6 +21,7 @@ import tinyrnn
 from tinyrnn import Input, Model, Sequential, backend, gradcheck, initializers, losses, metrics
 from tinyrnn.layers import (
     GRU,
+    LSTM,
     Activation,
     Add,
     BatchNormalization,
@@ -504,3 +505,59 @@ def test_masked_loss_gradient_and_evaluate_equal_keras(keras_case, functional):
     evaluate_loss, evaluate_accuracy = model.evaluate(ids, y, batch_size=3)
     assert evaluate_loss == pytest.approx(float(keras_case["evaluate_loss"]), abs=2e-6)
     assert evaluate_accuracy == pytest.approx(float(keras_case["evaluate_accuracy"]), abs=1e-6)
+
+
+# --- Keras 3 fixture: Masking -> LSTM / GRU -> Dense on a right-padded batch ---------------------
+FLOW_CASES = {"lstm": lambda: LSTM(H, return_sequences=True), "gru": lambda: GRU(H)}
+
+
+def masking_model(case, name, functional):
+    if functional:
+        inputs = Input(shape=[None, D])
+        model = Model(inputs, Dense(2)(FLOW_CASES[name]()(Masking()(inputs))))
+    else:
+        model = Sequential([Masking(input_shape=[None, D]), FLOW_CASES[name](), Dense(2)])
+        model.build()
+    model.set_weights([case[f"{name}/w{k}"] for k in range(5)])
+    model.compile(loss="mse")
+    return model
+
+
+@recurrent_masks
+@pytest.mark.parametrize("functional", [False, True], ids=["sequential", "functional"])
+@pytest.mark.parametrize("name", FLOW_CASES)
+def test_masking_then_lstm_or_gru_equal_keras(name, functional):
+    case = dict(numpy.load(DATA / "keras_masking_flow.npz"))
+    model = masking_model(case, name, functional)
+    assert_close(model.predict(case["x"]), case[f"{name}/y"], atol=2e-6, name=f"{name} output")
+    expected_mask = case["mask"] if name == "lstm" else None       # return_sequences passes it on
+    if expected_mask is None:
+        assert model.output_mask is None
+    else:
+        numpy.testing.assert_array_equal(host(model.output_mask), expected_mask)
+    loss, grads = loss_and_grads(model, case["x"], case[f"{name}/y_true"])
+    assert loss == pytest.approx(float(case[f"{name}/loss"]), abs=2e-6)
+    for k, g in enumerate(grads):
+        assert_close(g, case[f"{name}/dw{k}"], atol=2e-6, name=f"{name} dw{k}")
+
+
+@pytest.mark.parametrize("name", FLOW_CASES)
+def test_keras_masking_is_running_each_sequence_cut_to_its_length(name):
+    """What the fixture says Keras does, checked with tinyrnn's unmasked layers: each row's valid
+    steps equal a run on that row cut to its length; a masked step repeats the last valid output
+    (return_sequences); and our masked MSE on Keras's output is Keras's loss."""
+    case = dict(numpy.load(DATA / "keras_masking_flow.npz"))
+    model = Sequential([FLOW_CASES[name](), Dense(2)])             # no Masking: no mask at all
+    model.build((None, None, D))
+    model.set_weights([case[f"{name}/w{k}"] for k in range(5)])
+    y, mask = case[f"{name}/y"], case["mask"]
+    for b, n in enumerate(mask.sum(axis=1)):
+        cut = model.predict(case["x"][b:b + 1, :n])[0]
+        if name == "lstm":
+            assert_close(y[b, :n], cut, atol=2e-6, name=f"row {b}")
+            assert (y[b, n:] == y[b, n - 1]).all(), f"row {b}: a masked step repeats the last valid output"
+        else:
+            assert_close(y[b], cut, atol=2e-6, name=f"row {b}")
+    mse = losses.MeanSquaredError()
+    masked = float(mse(case[f"{name}/y_true"], y, mask=mask if name == "lstm" else None))
+    assert masked == pytest.approx(float(case[f"{name}/loss"]), rel=1e-6)
