@@ -9,7 +9,7 @@ follows Keras, so the course's code ports with the import changed::
     from tinyrnn.layers import SimpleRNN, Dense
 """
 
-from tinyrnn import activations, data, graph, layers, losses, metrics, ops, optimizers, utils
+from tinyrnn import activations, callbacks, data, graph, layers, losses, metrics, ops, optimizers, utils
 from tinyrnn.backend import (
     float_precision,
     get_backend,
@@ -32,3 +32,4 @@ __all__ = [
     "get_backend", "gradcheck", "graph", "layers", "load_model", "losses", "metrics", "ops", "optimizers",
     "set_backend", "set_blas_threads", "set_floatx", "set_random_seed", "set_threads", "to_numpy", "utils",
 ]
+__all__ += ["callbacks"]  # tinyrnn.callbacks: EarlyStopping, ModelCheckpoint, ... (as keras.callbacks)
