@@ -561,3 +561,21 @@ def test_keras_masking_is_running_each_sequence_cut_to_its_length(name):
     mse = losses.MeanSquaredError()
     masked = float(mse(case[f"{name}/y_true"], y, mask=mask if name == "lstm" else None))
     assert masked == pytest.approx(float(case[f"{name}/loss"]), rel=1e-6)
+
+
+def test_carried_masks_reach_attention_as_keras_auto_fills_its_mask():
+    """Embedding(mask_zero=True) -> Attention([e, e]): the carried masks become [query_mask, value_mask]
+    (a padded key gets weight 0, a padded query outputs 0), and the output carries the query mask."""
+    from tinyrnn.layers import Attention
+
+    ids = numpy.array([[3, 1, 2, 0, 0], [4, 0, 0, 0, 0]])
+    tokens = Input(shape=[None])
+    embedding, attention = Embedding(7, D, mask_zero=True), Attention()
+    model = Model(tokens, attention([embedding(tokens), embedding(tokens)]))
+    y = model.predict(ids)
+    numpy.testing.assert_array_equal(host(model.output_mask), ids != 0)
+    e = host(embedding.forward(ids))
+    embedding._recall()
+    expected = host(attention.forward([e, e], mask=[ids != 0, ids != 0]))
+    assert_close(y, expected, atol=1e-6, name="attention output")
+    assert (y[ids == 0] == 0).all()

@@ -506,8 +506,15 @@ class LayerCall:
 
 
 def as_mask(mask):
-    """A mask as a backend bool array (from a Value, a list, or 0/1 numbers)."""
+    """A mask as a backend bool array (from a Value, an array or nested lists of 0/1 or bools); a
+    list of masks (one per input of a layer with several) element by element, None and any
+    other marker kept as they are."""
+    if isinstance(mask, (list, tuple)) and any(m is None or isinstance(m, (Value, str, numpy.ndarray))
+                                               or backend.is_array(m) for m in mask):
+        return [as_mask(m) for m in mask]
     mask = mask.data if isinstance(mask, Value) else mask
+    if mask is None or isinstance(mask, str):
+        return mask
     mask = mask if backend.is_array(mask) else backend.xp.asarray(numpy.asarray(mask))
     return mask if mask.dtype == bool else mask.astype(bool)
 
