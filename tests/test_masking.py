@@ -579,3 +579,16 @@ def test_carried_masks_reach_attention_as_keras_auto_fills_its_mask():
     expected = host(attention.forward([e, e], mask=[ids != 0, ids != 0]))
     assert_close(y, expected, atol=1e-6, name="attention output")
     assert (y[ids == 0] == 0).all()
+
+
+def test_a_model_used_as_a_layer_passes_on_the_mask_its_layers_made():
+    x, mask = padded_batch()
+    inner = Sequential([Masking(input_shape=[None, D]), Dense(D)])
+    outer = Sequential([inner, CarryOver(), Dense(2)])
+    outer.build((None, None, D))
+    outer.forward(backend.xp.asarray(x))
+    numpy.testing.assert_array_equal(host(outer.output_mask), mask)
+    inputs = Input(shape=[None, D])
+    functional = Model(inputs, Dense(2)(CarryOver()(inner(inputs))))
+    functional.forward(backend.xp.asarray(x))
+    numpy.testing.assert_array_equal(host(functional.output_mask), mask)

@@ -141,6 +141,11 @@ class Model(Layer):
         self.output_mask = None if all(m is None for m in graph.flatten(masks)) else masks
         return y
 
+    def compute_mask(self, inputs, mask=None):
+        """The mask of the outputs of the last forward pass (``output_mask``), so a model used as a
+        layer passes on the mask its own layers made (the mask given to it is not used inside)."""
+        return self.output_mask
+
     def _build_for(self, x) -> None:
         """A subclassed model is built by its first forward pass (its layers build on their inputs)."""
         self.built = True
