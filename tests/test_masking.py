@@ -38,6 +38,7 @@ from tinyrnn.layers import (
     Permute,
     RepeatVector,
     Reshape,
+    SimpleRNN,
     TimeDistributed,
 )
 
@@ -592,3 +593,42 @@ def test_a_model_used_as_a_layer_passes_on_the_mask_its_layers_made():
     functional = Model(inputs, Dense(2)(CarryOver()(inner(inputs))))
     functional.forward(backend.xp.asarray(x))
     numpy.testing.assert_array_equal(host(functional.output_mask), mask)
+
+
+# --- with the recurrent layers themselves (they skip masked steps) -------------------------------
+RECURRENT = {"SimpleRNN": lambda **kw: SimpleRNN(H, **kw), "LSTM": lambda **kw: LSTM(H, **kw),
+             "GRU": lambda **kw: GRU(H, **kw)}
+
+
+@recurrent_masks
+@pytest.mark.parametrize("return_sequences", [True, False], ids=["sequences", "last"])
+@pytest.mark.parametrize("name", RECURRENT)
+def test_masking_recurrent_dense_full_loss_gradient_on_a_right_padded_batch(name, return_sequences):
+    """Masking -> SimpleRNN / LSTM / GRU -> Dense, MSE (masked when the output is a sequence):
+    every weight by gradcheck in float64, random biases, random upstream gradient."""
+    x, _ = padded_batch(seed=19)
+    recurrent = RECURRENT[name](return_sequences=return_sequences)
+    model = built(Sequential([Masking(input_shape=[None, D]), recurrent, Dense(2)]), x.shape, seed=20)
+    y = numpy.random.default_rng(21).normal(size=(B, T, 2) if return_sequences else (B, 2))
+    gradcheck(LossOf(model, x, y, losses.MeanSquaredError()), numpy.zeros(1)).assert_ok(1e-7)
+    assert (model.output_mask is not None) is return_sequences
+
+
+@recurrent_masks
+@settings(max_examples=10, deadline=None)
+@given(name=st.sampled_from(list(RECURRENT)), lengths=st.lists(st.integers(1, 4), min_size=1, max_size=3),
+       extra=st.integers(1, 3), seed=st.integers(0, 1000))
+def test_appending_padding_to_a_recurrent_model_leaves_loss_and_gradients_unchanged(name, lengths, extra,
+                                                                                    seed):
+    with backend.float_precision("float64"):
+        x, _ = padded_batch(lengths, t=4, seed=seed)
+        y = numpy.random.default_rng(seed).normal(size=(len(lengths), 2))      # one target per sequence
+        model = built(Sequential([Masking(input_shape=[None, D]), RECURRENT[name](), Dense(2)]), x.shape,
+                      seed=seed)
+        model.compile(loss="mse")
+        value, grads = loss_and_grads(model, x, y)
+        x_long = numpy.concatenate([x, numpy.zeros((len(lengths), extra, D))], axis=1)
+        value_long, grads_long = loss_and_grads(model, x_long, y)
+    assert value_long == pytest.approx(value, rel=1e-12)
+    for g, g_long in zip(grads, grads_long):
+        assert_close(g_long, g, atol=1e-12, name="weight gradient")
