@@ -362,17 +362,18 @@ class Layer:
             call.output_shapes = self._symbolic_shapes(inputs)
             return graph.symbolic_outputs(call, [*flat, *mask_input], call.output_shapes)
         mask = _carried_mask(inputs) if explicit is None else as_mask(explicit)
-        data = graph.map_structure(lambda v: v.data if isinstance(v, Value) else v, inputs)
         if mask is not None and self.takes_mask:
-            check_mask(mask, data, self.name)
+            check_mask(mask, _data(inputs), self.name)
             kwargs["mask"] = mask
         if self.records_call():                      # its call() records straight into the outer record
             outputs = self._run_call(inputs, training, (), kwargs)
         else:
             outputs = graph.apply(LayerCall(self, inputs, kwargs, training), *flat)
             outputs = list(outputs) if isinstance(outputs, tuple) else outputs
+        if mask is None and not self._makes_masks:   # no mask, none made here (forward_with_mask's rule)
+            return outputs
         if self.supports_masking:
-            _set_masks(outputs, self.compute_mask(data, mask))
+            _set_masks(outputs, _mask_or_none(self.compute_mask(_data(inputs), mask)))
         elif mask is not None and not self.takes_mask:
             _warn_mask_dropped(self)
         return outputs
@@ -537,6 +538,11 @@ def _mask_or_none(masks):
     if isinstance(masks, (list, tuple)) and all(m is None for m in graph.flatten(masks)):
         return None
     return masks
+
+
+def _data(inputs):
+    """The arrays of the input Values (as the layer's forward sees them)."""
+    return graph.map_structure(lambda v: v.data if isinstance(v, Value) else v, inputs)
 
 
 def _carried_mask(inputs):
