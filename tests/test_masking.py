@@ -460,9 +460,6 @@ def test_a_mask_of_the_wrong_shape_is_a_clear_error():
 
 
 # --- Keras 3 fixture: Embedding(mask_zero=True) -> GRU -> Dense softmax ---------------------------
-recurrent_masks = pytest.mark.skipif(
-    not GRU(H).takes_mask, reason="needs recurrent layers that take a mask (issue 12 item 8, RNN part)")
-
 @pytest.fixture(scope="module")
 def keras_case():
     return dict(numpy.load(DATA / "keras_embedding_mask.npz"))
@@ -491,7 +488,6 @@ def test_embedding_outputs_and_mask_equal_keras(keras_case):
     numpy.testing.assert_array_equal(host(mask), keras_case["mask"])
 
 
-@recurrent_masks
 @pytest.mark.parametrize("functional", [False, True], ids=["sequential", "functional"])
 def test_masked_loss_gradient_and_evaluate_equal_keras(keras_case, functional):
     model = keras_model(keras_case, functional)
@@ -524,7 +520,6 @@ def masking_model(case, name, functional):
     return model
 
 
-@recurrent_masks
 @pytest.mark.parametrize("functional", [False, True], ids=["sequential", "functional"])
 @pytest.mark.parametrize("name", FLOW_CASES)
 def test_masking_then_lstm_or_gru_equal_keras(name, functional):
@@ -600,7 +595,6 @@ RECURRENT = {"SimpleRNN": lambda **kw: SimpleRNN(H, **kw), "LSTM": lambda **kw: 
              "GRU": lambda **kw: GRU(H, **kw)}
 
 
-@recurrent_masks
 @pytest.mark.parametrize("return_sequences", [True, False], ids=["sequences", "last"])
 @pytest.mark.parametrize("name", RECURRENT)
 def test_masking_recurrent_dense_full_loss_gradient_on_a_right_padded_batch(name, return_sequences):
@@ -614,7 +608,6 @@ def test_masking_recurrent_dense_full_loss_gradient_on_a_right_padded_batch(name
     assert (model.output_mask is not None) is return_sequences
 
 
-@recurrent_masks
 @settings(max_examples=10, deadline=None)
 @given(name=st.sampled_from(list(RECURRENT)), lengths=st.lists(st.integers(1, 4), min_size=1, max_size=3),
        extra=st.integers(1, 3), seed=st.integers(0, 1000))
