@@ -625,3 +625,30 @@ def test_appending_padding_to_a_recurrent_model_leaves_loss_and_gradients_unchan
     assert value_long == pytest.approx(value, rel=1e-12)
     for g, g_long in zip(grads, grads_long):
         assert_close(g_long, g, atol=1e-12, name="weight gradient")
+
+
+KERAS_MASKING_CASES = {"lstm_seq": (LSTM, {"return_sequences": True}), "lstm_last": (LSTM, {}),
+                       "gru_seq": (GRU, {"return_sequences": True}), "gru_last": (GRU, {}),
+                       "gru_last_zero_output": (GRU, {"zero_output_for_mask": True})}
+
+
+@pytest.mark.parametrize("functional", [False, True], ids=["sequential", "functional"])
+@pytest.mark.parametrize("name", KERAS_MASKING_CASES)
+def test_masking_then_recurrent_in_a_model_equals_the_recurrent_fixture(name, functional):
+    """The recurrent layers' own Keras fixture (keras_masking.npz), through a model: the mask flows
+    from Masking, and the output keeps it with return_sequences only."""
+    case = dict(numpy.load(DATA / "keras_masking.npz"))
+    cls, options = KERAS_MASKING_CASES[name]
+    recurrent = cls(H, **options)
+    if functional:
+        inputs = Input(shape=[None, D])
+        model = Model(inputs, recurrent(Masking()(inputs)))
+    else:
+        model = Sequential([Masking(input_shape=[None, D]), recurrent])
+        model.build()
+    recurrent.set_weights([case[f"{name}/w{k}"] for k in range(3)])
+    assert_close(model.predict(case["x"]), case[f"{name}/y0"], atol=2e-6, name=name)
+    if options.get("return_sequences"):
+        numpy.testing.assert_array_equal(host(model.output_mask), case["mask"])
+    else:
+        assert model.output_mask is None
