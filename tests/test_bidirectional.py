@@ -221,6 +221,7 @@ def test_a_masked_batch_equals_each_sequence_alone(return_sequences):
 
 def test_compute_mask_follows_keras():
     mask = right_padded_mask()
+    assert Bidirectional(GRU(H)).supports_masking
     assert Bidirectional(GRU(H, return_sequences=True)).compute_mask(None, mask) is mask
     assert Bidirectional(GRU(H)).compute_mask(None, mask) is None
     both = Bidirectional(GRU(H, return_sequences=True), merge_mode=None)
@@ -416,3 +417,29 @@ def test_keras_models_with_a_mask_layer():
     model.build()
     model.set_weights([embedding[1][f"w{i}"] for i in range(7)])
     assert_close(model.predict(embedding[1]["x"], verbose=0), embedding[1]["y0"], atol=1e-6)
+
+
+@pytest.mark.parametrize("merge_mode", ["concat", None])
+def test_a_mask_flows_through_a_functional_model_and_its_loss(tmp_path, merge_mode):
+    """Masking -> Bidirectional(return_sequences) -> Dense per step: the output carries the mask,
+    the loss leaves the padded steps out (changing their targets changes nothing), and the model
+    saves and loads."""
+    from tinyrnn import Input, Model
+    from tinyrnn.layers import Concatenate, Masking
+
+    mask = right_padded_mask()
+    x = (inputs() * mask[:, :, None]).astype("float32")
+    inp = Input((T, D))
+    seq = Bidirectional(GRU(H, return_sequences=True), merge_mode=merge_mode)(Masking(0.0)(inp))
+    out = Dense(1)(Concatenate()(seq) if merge_mode is None else seq)
+    model = Model(inp, out)
+    model.compile(loss="mse", optimizer="adam")
+    y = numpy.random.default_rng(1).normal(size=(B, T, 1)).astype("float32")
+    y_other = numpy.where(mask[:, :, None], y, 100.0).astype("float32")       # padded targets changed
+    assert model.evaluate(x, y, verbose=0) == pytest.approx(model.evaluate(x, y_other, verbose=0), rel=1e-6)
+    predictions = model.forward(x)
+    assert (model.output_mask == mask).all()                                # the mask reached the output
+    assert (predictions[~mask] == model.layers[-1].params["bias"]).all()     # zero outputs -> the bias
+    model.fit(x, y, epochs=2, verbose=0)
+    model.save(tmp_path / "m.npz")
+    assert_close(load_model(tmp_path / "m.npz").predict(x, verbose=0), model.predict(x, verbose=0), atol=0)
