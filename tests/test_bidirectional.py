@@ -80,8 +80,13 @@ def as_list(y):
 # --- gradient checks ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("return_state", [False, True], ids=["no_state", "state"])
-@pytest.mark.parametrize("return_sequences", [False, True], ids=["last", "seq"])
+# (last output, no states) and (sequences and states) by default; the other two with -m slow
+OPTIONS = [pytest.param(False, False, id="last"), pytest.param(True, True, id="seq-state"),
+           pytest.param(False, True, id="last-state", marks=pytest.mark.slow),
+           pytest.param(True, False, id="seq", marks=pytest.mark.slow)]
+
+
+@pytest.mark.parametrize("return_sequences, return_state", OPTIONS)
 @pytest.mark.parametrize("merge_mode", MERGE_MODES, ids=str)
 @pytest.mark.parametrize("rnn", RNNS)
 def test_gradcheck_every_merge_mode_and_option(rnn, merge_mode, return_sequences, return_state):
@@ -167,6 +172,7 @@ def test_initial_states_go_forward_first_then_backward():
     y_f = layer.forward_layer.forward([x, h_f, c_f])
     y_r = forwards_twin(layer.backward_layer).forward([x[:, ::-1].copy(), h_r, c_r])[:, ::-1]
     assert_close(layer.forward([x, h_f, c_f, h_r, c_r]), numpy.concatenate([y_f, y_r], axis=-1))
+    assert_close(layer(x, initial_state=[h_f, c_f, h_r, c_r]), numpy.concatenate([y_f, y_r], axis=-1))
     with pytest.raises(ValueError, match="initial_state must be the forward layer's 2 state.*got 2"):
         layer.forward([x, h_f, h_r])
 

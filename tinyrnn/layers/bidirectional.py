@@ -7,13 +7,13 @@ Forward (x (B, T, D); F the forward layer, R the backward one, each with H units
                                         with return_sequences, so y_r[:, t] lines up with x[:, t]
     y   = merge(y_f, y_r)
 
-As in Keras, R is a copy of F with ``go_backwards=True``: the inner flip (of the
-sequence and of its mask) is R's own, the outer one is the wrapper's.
-
 with the merge one of
 
     concat: y = [y_f, y_r]      (..., 2H)     sum: y = y_f + y_r      ave: y = (y_f + y_r) / 2
     mul:    y = y_f * y_r                      None: the list [y_f, y_r]
+
+As in Keras, R is a copy of F with ``go_backwards=True``: the inner flip (of the
+sequence and of its mask) is R's own, the outer one is the wrapper's.
 
 Backward (dy = dL/dy): the merge's own backward gives dy_f and dy_r,
 
@@ -132,6 +132,13 @@ class Bidirectional(Layer):
         self.stateful = getattr(self.forward_layer, "stateful", False)
         self.initial_weights = None if weights is None else list(weights)
         self.trainable = self._trainable                 # to both directions
+
+    def __call__(self, inputs, *args, initial_state=None, training=None, **kwargs):
+        """``layer(x)``, or Keras's ``layer(x, initial_state=[h_f, c_f, h_r, c_r])`` (the forward
+        layer's states, then the backward layer's): the layer then runs on ``[x, *initial_state]``."""
+        if initial_state is not None:
+            inputs = [inputs, *initial_state]
+        return super().__call__(inputs, *args, training=training, **kwargs)
 
     # --- building ---------------------------------------------------------
     @property
