@@ -192,8 +192,22 @@ def test_stateful_carries_both_directions_and_resets():
     whole = fresh.forward_layer.forward(numpy.concatenate([x1, x2], axis=1))
     assert_close(second[0], whole, atol=1e-12)            # forward: the two batches as one sequence
     assert not numpy.allclose(second[1], fresh.forward(x2)[1])
+    assert layer.batch_size == B and len(layer.states) == 2          # forward h, then backward h
+    assert_close(layer.states[0], second[0], atol=0)                   # the forward final state
     layer.reset_states()
     assert_close(layer.forward(x1)[0], first[0], atol=1e-12)
+
+
+def test_a_stateful_bidirectional_layer_trains_in_a_model():
+    model = Sequential([Bidirectional(GRU(H, stateful=True), batch_input_shape=[B, T, D]), Dense(1)])
+    model.compile(loss="mse", optimizer="adam")
+    x = numpy.concatenate([inputs(1), inputs(2)]).astype("float32")          # 2 batches of B
+    model.fit(x, numpy.ones((2 * B, 1), "float32"), batch_size=B, epochs=1, shuffle=False, verbose=0)
+    assert model.layers[0].states is not None
+    with pytest.raises(ValueError, match="stateful with batches of 2"):
+        model.predict(x[:3], batch_size=3, verbose=0)
+    model.reset_states()
+    assert model.layers[0].forward_layer.states is None or not numpy.any(model.layers[0].states[0])
 
 
 def test_output_shapes_per_merge_mode():

@@ -129,9 +129,10 @@ class Bidirectional(Layer):
         self.merge_mode = merge_mode
         self.return_sequences = self.forward_layer.return_sequences
         self.return_state = self.forward_layer.return_state
-        self.stateful = getattr(self.forward_layer, "stateful", False)
+        self.stateful = self.forward_layer.stateful
         self.initial_weights = None if weights is None else list(weights)
         self.trainable = self._trainable                 # to both directions
+        self.batch_size = self._batch_size               # from batch_size= or batch_input_shape=
 
     def __call__(self, inputs, *args, initial_state=None, training=None, **kwargs):
         """``layer(x)``, or Keras's ``layer(x, initial_state=[h_f, c_f, h_r, c_r])`` (the forward
@@ -290,6 +291,34 @@ class Bidirectional(Layer):
             raise ValueError(f"{self.name}: the mask must have shape (B, T) = {tuple(x.shape[:2])} "
                              f"like the input's first two axes, got {tuple(mask.shape)}")
         return mask.astype(bool)
+
+    @property
+    def batch_size(self):
+        """A stateful layer's fixed batch size (both directions share it), or None."""
+        return self._batch_size if self.__dict__.get("forward_layer") is None else \
+            self.forward_layer.batch_size
+
+    @batch_size.setter
+    def batch_size(self, value) -> None:
+        """``batch_size=`` / ``batch_input_shape=`` given to the wrapper fix both directions'."""
+        self._batch_size = value
+        for direction in (self.__dict__.get("forward_layer"), self.__dict__.get("backward_layer")):
+            if direction is not None and value is not None:
+                direction.batch_size = value
+
+    @property
+    def states(self):
+        """A stateful layer's carried states, as Keras's: the forward layer's, then the backward
+        layer's (None before the first batch)."""
+        if self.forward_layer.states is None or self.backward_layer.states is None:
+            return None
+        return [*self.forward_layer.states, *self.backward_layer.states]
+
+    @states.setter
+    def states(self, value) -> None:
+        n = self._n_states(self.forward_layer)
+        self.forward_layer.states = None if value is None else list(value[:n])
+        self.backward_layer.states = None if value is None else list(value[n:])
 
     def reset_states(self) -> None:
         """Zero both directions' carried states (a stateful layer's), as Keras's ``reset_states``."""
