@@ -9,7 +9,7 @@ follows Keras, so the course's code ports with the import changed::
     from tinyrnn.layers import SimpleRNN, Dense
 """
 
-from tinyrnn import activations, data, graph, layers, losses, metrics, ops, optimizers, utils
+from tinyrnn import activations, data, graph, layers, losses, metrics, ops, optimizers, text, utils
 from tinyrnn.backend import (
     float_precision,
     get_backend,
@@ -30,5 +30,6 @@ __version__ = "0.1.0"
 __all__ = [
     "History", "Input", "Model", "Sequential", "TrainingError", "activations", "data", "float_precision",
     "get_backend", "gradcheck", "graph", "layers", "load_model", "losses", "metrics", "ops", "optimizers",
-    "set_backend", "set_blas_threads", "set_floatx", "set_random_seed", "set_threads", "to_numpy", "utils",
+    "set_backend", "set_blas_threads", "set_floatx", "set_random_seed", "set_threads", "text", "to_numpy",
+    "utils",
 ]
