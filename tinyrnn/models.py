@@ -213,6 +213,18 @@ class Model(Layer):
             for g in owner.grads.values():
                 g[...] = 0
 
+    def reset_states(self) -> None:
+        """Zero the carried states of every stateful layer (Keras's ``model.reset_states()``)."""
+        def reset(layers):
+            for layer in layers:
+                if hasattr(layer, "reset_states"):
+                    layer.reset_states()
+                elif hasattr(layer, "sublayers"):        # a layer holding recurrent layers
+                    reset(layer.sublayers())
+        reset(self.layers)
+
+    reset_state = reset_states                           # Keras 3's spelling
+
     def trainable_variables(self) -> list:
         """[(key, param, grad)] for every trainable parameter, key = "layer/param"."""
         return [(f"{owner.name}/{k}", p, owner.grads[k]) for owner in parameter_owners(self.layers)
@@ -632,7 +644,8 @@ class Sequential(Model):
         The output shape comes from a forward pass of the first sample in inference
         mode (no dropout, no random draws), so any layer's real output is what counts.
         """
-        y_pred = self.forward(x[:1], training=False)
+        with _stateful_kept(self.layers) as rows:        # a probe: stateful layers keep their states
+            y_pred = self.forward(x[:rows], training=False)
         if isinstance(y_pred, (list, tuple)):  # the last layer returns states too: the loss sees a list
             return
         out = (x.shape[0], *y_pred.shape[1:])
@@ -708,6 +721,19 @@ def _print_summary(model, rows_in, print_fn) -> None:
     rows += [f"Total params: {total:,}", f"Trainable params: {trainable:,}",
              f"Non-trainable params: {total - trainable:,}", line]
     print_fn("\n".join(rows))
+
+
+@contextlib.contextmanager
+def _stateful_kept(layers):
+    """Around a probe forward pass: stateful layers keep their states and batch size. Yields the
+    rows the probe may use: 1, or the fixed batch size of a stateful layer."""
+    stateful = [layer for layer in parameter_owners(layers) if getattr(layer, "stateful", False)]
+    saved = [(layer.states, layer.batch_size) for layer in stateful]
+    try:
+        yield next((layer.batch_size for layer in stateful if layer.batch_size), 1)
+    finally:
+        for layer, (states, batch_size) in zip(stateful, saved):
+            layer.states, layer.batch_size = states, batch_size
 
 
 def _unpack_singleton(x):

@@ -89,9 +89,13 @@ class Layer:
     weight_names: tuple[str, ...] = ()
     accepts_integer_inputs = False   # True for a layer fed token ids (Embedding): no float check
 
-    def __init__(self, input_shape=None, name=None, trainable=True, input_dim=None, dtype=None, **unexpected):
+    def __init__(self, input_shape=None, name=None, trainable=True, input_dim=None, dtype=None,
+                 batch_input_shape=None, batch_size=None, **unexpected):
         if unexpected:  # every layer hands the keywords it does not know on to here
             raise unexpected_arguments_error(type(self), unexpected, type(self).argument_names())
+        if batch_input_shape is not None:      # Keras 2's spelling: [B, *input_shape]
+            batch_size, input_shape = batch_input_shape[0], batch_input_shape[1:]
+        self.batch_size = None if batch_size is None else validation.positive_int(batch_size, "batch_size")
         self._sublayers: list = []
         self.name = name or unique_name(_snake_case(type(self).__name__))
         if input_dim is not None and input_shape is None:

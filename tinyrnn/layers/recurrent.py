@@ -713,6 +713,21 @@ class RNN(Layer):
     per sequence reused at every time step, inverted scaling, drawn only when
     ``training``.
 
+    Initial states (encoder-decoder): ``layer(x, initial_state=[h_0, c_0])``
+    (each (B, H); h, then c for an LSTM), on arrays or on functional ``Value``s,
+    or ``forward([x, h_0, c_0])``; ``backward`` then returns
+    ``[dx, dh_0, dc_0]``, the gradients BPTT carries past step 1.
+
+    ``stateful=True``: the final states of a batch are the initial states of
+    the next, row b continuing row b, so a long sequence can be fed as
+    consecutive windows. They are kept as constants (copies): the gradient
+    stops at the batch boundary, which is truncated BPTT. The batch size is
+    then fixed, as in Keras: ``batch_size=B`` / ``batch_input_shape=[B, T, D]``
+    on the layer, ``tinyrnn.Input(shape, batch_size=B)``, else the first
+    batch's; another size is an error. Every forward pass carries the states,
+    ``fit``, ``evaluate`` and ``predict`` alike (as in Keras);
+    ``reset_states()`` (or ``model.reset_states()``) starts again from zeros.
+
     After ``backward``, ``hidden_grad_norms`` (T,) holds ||dL/dh_t|| at each
     step: the gradient reaching the hidden state, for vanishing-gradient plots.
 
@@ -723,7 +738,7 @@ class RNN(Layer):
     cell used. The built-in cells take the four phases above.
     """
 
-    def __init__(self, cell, return_sequences=False, return_state=False,
+    def __init__(self, cell, return_sequences=False, return_state=False, stateful=False,
                  dropout=0.0, recurrent_dropout=0.0, **kwargs):
         super().__init__(**kwargs)
         self.cell = cell
@@ -735,6 +750,8 @@ class RNN(Layer):
             self.units = cell.units
         self.return_sequences = return_sequences
         self.return_state = return_state
+        self.stateful = bool(stateful)
+        self.states = None              # stateful: the states the next batch starts from, each (B, H)
         self.dropout = _rate(dropout)
         self.recurrent_dropout = _rate(recurrent_dropout)
         if self.recurrent_dropout and not self.recorded and not cell.supports_recurrent_dropout:
@@ -748,7 +765,16 @@ class RNN(Layer):
             self.weight_names = cell.weight_names
         self._hidden_grad_norms = None
 
+    def __call__(self, inputs, *args, initial_state=None, training=None, **kwargs):
+        """``layer(x)``, or ``layer(x, initial_state=[h_0, c_0])``: the layer then runs on
+        ``[x, h_0, c_0]`` (so on functional ``Value``s the states are inputs of the graph)."""
+        if initial_state is not None:
+            states = list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
+            inputs = [inputs, *states]
+        return super().__call__(inputs, *args, training=training, **kwargs)
+
     def build(self, input_shape):
+        input_shape, state_shapes = _split_shapes(input_shape)
         declared = self.input_shape                      # from input_shape= at construction, or None
         if declared is not None and len(declared) != 3:
             raise ValueError(
@@ -761,14 +787,19 @@ class RNN(Layer):
                 f"{self.name}: recurrent layers expect inputs (B, T, D), got shape {tuple(input_shape)}; "
                 "reshape a (B, T) series with x[..., None]"
             )
+        self._check_initial_states(input_shape, state_shapes)
         if not self.recorded:
             self.cell.build(input_shape[-1])
         elif not self.cell.built:
             self.cell.build((input_shape[0], input_shape[-1]))
             self.cell.built = True
+        if self.stateful and self.batch_size is None and input_shape[0] is not None:
+            self.batch_size = int(input_shape[0])        # Input(shape, batch_size=B) fixes it
         super().build(input_shape)
 
     def compute_output_shape(self, input_shape):
+        input_shape, state_shapes = _split_shapes(input_shape)
+        self._check_initial_states(input_shape, state_shapes)
         B, T = input_shape[0], input_shape[1]
         y = (B, T, self.units) if self.return_sequences else (B, self.units)
         if self.return_state:
@@ -781,20 +812,99 @@ class RNN(Layer):
         sizes = self.cell.state_size
         return list(sizes) if isinstance(sizes, (list, tuple)) else [sizes]
 
+    # --- initial states, given or carried (stateful) ---------------------------------
+    def _split_inputs(self, inputs):
+        """x, or [x, *initial_states] -> (x, the list of initial states or None)."""
+        if not isinstance(inputs, (list, tuple)):
+            return inputs, None
+        x, *states = inputs
+        self._check_initial_states(x.shape, [s.shape for s in states])
+        return x, states
+
+    def _check_initial_states(self, x_shape, state_shapes) -> None:
+        """Initial states must be one (B, n) array per state of the cell (None: any size)."""
+        if state_shapes is None:
+            return
+        sizes = self._state_sizes()
+        expected = [(x_shape[0], n) for n in sizes]
+        same = len(state_shapes) == len(expected) and all(
+            len(s) == 2 and all(a is None or b is None or a == b for a, b in zip(s, e))
+            for s, e in zip(state_shapes, expected))
+        if not same:
+            names = ["h", "c"] if len(sizes) == 2 else ["h"] if len(sizes) == 1 else \
+                [f"state {k}" for k in range(len(sizes))]
+            raise ValueError(
+                f"{self.name}: initial_state must be {len(sizes)} array(s) ({', '.join(names)}) of shapes "
+                f"{', '.join(str(e) for e in expected)} (B, H) for inputs of shape {tuple(x_shape)}, got "
+                f"{len(state_shapes)} of shapes {', '.join(str(tuple(s)) for s in state_shapes) or 'none'}"
+            )
+
+    def _step0_states(self, B, dtype, given):
+        """The states step 1 starts from, each (B, H): ``given`` (initial_state), else the
+        carried ones of a stateful layer, else None (zeros)."""
+        if self.stateful:
+            self._check_batch_size(B)
+            if given is None and self.states is not None:
+                return [backend.xp.asarray(s, dtype=dtype) for s in self.states]
+        return given
+
+    def _check_batch_size(self, B) -> None:
+        if self.batch_size is None:
+            self.batch_size = B                          # fixed by the first batch
+        elif B != self.batch_size:
+            raise ValueError(
+                f"{self.name}: a stateful layer runs on batches of one fixed size, {self.batch_size} (row b "
+                f"of a batch continues row b of the one before), got a batch of {B}. Give fit, evaluate and "
+                f"predict batch_size={self.batch_size} and a number of sequences divisible by it, or make "
+                "the layer for another size (batch_size=B, batch_input_shape=[B, T, D], or "
+                "tinyrnn.Input(shape, batch_size=B))"
+            )
+
+    def _carry(self, final_states) -> None:
+        """Keep a stateful layer's final states for the next batch: copies, so constants
+        (no gradient crosses the batch boundary: truncated BPTT)."""
+        if self.stateful:
+            self.states = [backend.xp.array(s, copy=True) for s in final_states]
+
+    def reset_states(self, states=None) -> None:
+        """Start the next batch from zeros, or from ``states`` (a list, each (B, H)).
+
+        Keras's ``layer.reset_states()`` (Keras 3 also spells it ``reset_state()``);
+        call it between independent sequences, e.g. at each epoch's start."""
+        if states is None:
+            self.states = None if not self.stateful or self.batch_size is None else \
+                self._initial_states(self.batch_size, backend.floatx())
+            return
+        if not self.stateful:
+            raise ValueError(f"{self.name}: reset_states(states) is for a stateful layer (stateful=True); "
+                             "give a stateless one its states as layer(x, initial_state=states)")
+        states = list(states) if isinstance(states, (list, tuple)) else [states]
+        states = [validation.float_dtype(backend.xp.asarray(s), "states") for s in states]
+        B = self.batch_size or states[0].shape[0]
+        self._check_initial_states((B, None, None), [s.shape for s in states])
+        self._check_batch_size(states[0].shape[0])
+        self.states = [s.copy() for s in states]
+
+    def reset_state(self, states=None) -> None:
+        """Keras 3's spelling of ``reset_states``."""
+        self.reset_states(states)
+
     # --- a cell in Keras's protocol: recorded steps ------------------------------------
     def call(self, inputs, training=None):
         """Unroll a Keras-protocol cell, recording every step (BPTT walks the record):
 
-            states = initial states (zeros, or cell.get_initial_state(batch_size))
+            states = initial states (given, carried, zeros, or cell.get_initial_state(batch_size))
             for t in 1..T:  output_t, states = cell(x_t, states)
         """
-        B, T = inputs.shape[0], inputs.shape[1]
-        states = self._initial_states(B, inputs.dtype)
+        x, given = self._split_inputs(inputs)
+        B, T = x.shape[0], x.shape[1]
+        states = self._step0_states(B, x.dtype, given) or self._initial_states(B, x.dtype)
         outputs = []
         for t in range(T):
-            output, states = self.cell(inputs[:, t], states)
+            output, states = self.cell(x[:, t], states)
             states = list(states) if isinstance(states, (list, tuple)) else [states]
             outputs.append(output)
+        self._carry([s.data if isinstance(s, graph.Value) else s for s in states])
         y = ops.stack(outputs, axis=1) if self.return_sequences else outputs[-1]
         return [y, *states] if self.return_state else y
 
@@ -811,8 +921,10 @@ class RNN(Layer):
     def forward(self, x, training=False):
         if self.recorded:
             return super().forward(x, training=training)    # Layer.forward: call() above, recorded
+        x, given = self._split_inputs(x)                     # x, or [x, *initial_states]
         self._check_input(x)
         B, T, D = x.shape
+        start = self._step0_states(B, x.dtype, given)        # each (B, H), or None: zeros
         in_mask, rec_mask = self._dropout_masks(B, D, x.dtype, training)
         X = x.transpose(1, 2, 0)                          # (T, D, B): time-major, feature-major
         if in_mask is not None:
@@ -820,23 +932,30 @@ class RNN(Layer):
         parts = backend.batch_parts(B, self.cell.gates * self.units * B)  # [all of it], or one per thread
         H = backend.xp.zeros((T + 1, self.units, B), x.dtype)  # H[t + 1] = h_t, every part's columns
         runs = backend.parallel_map(
-            lambda part: self.unroll(self.cell, X[:, :, part], columns(rec_mask, part), H[:, :, part]), parts)
-        self._remember((X, [tape for tape, _ in runs], parts, in_mask))
+            lambda part: self.unroll(self.cell, X[:, :, part], columns(rec_mask, part), H[:, :, part],
+                                     None if start is None else [s[part] for s in start]), parts)
+        self._remember((X, [tape for tape, _ in runs], parts, in_mask, given is not None))
         y = H[1:].transpose(2, 0, 1) if self.return_sequences else H[T].T
-        if not self.return_state:
+        if not (self.return_state or self.stateful):
             return y
-        return [y, *(join(part_states).T for part_states in zip(*(states for _, states in runs)))]
+        final = [join(part_states).T for part_states in zip(*(states for _, states in runs))]  # each (B, H)
+        self._carry(final)
+        return [y, *final] if self.return_state else y
 
-    def unroll(self, cell, X, rec_mask, H):
+    def unroll(self, cell, X, rec_mask, H, start=None):
         """Phases 1 and 2 on a batch (or a part of one): X (T, D, B) -> (tape, final states).
 
-        The cell writes h_t into ``H[t + 1]`` ((T + 1, H, B), H[0] = h_0 = 0) as ``tape.H``."""
+        The cell writes h_t into ``H[t + 1]`` ((T + 1, H, B)) as ``tape.H``; the states
+        start from ``start`` (each (B, H)) when given, else from zeros (H[0] = h_0 = 0)."""
         xp = backend.xp
         T, _, B = X.shape
         tape = SimpleNamespace(H=H, rec_mask=rec_mask)
         cell.prepare(tape, T, B, X.dtype)
         XW = cell.project_inputs(X)                      # phase 1: (T, G, B)
-        states = [tape.H[0]] + [xp.zeros((self.units, B), X.dtype) for _ in range(cell.n_states - 1)]
+        if start is None:
+            states = [tape.H[0]] + [xp.zeros((self.units, B), X.dtype) for _ in range(cell.n_states - 1)]
+        else:
+            states = cell.start_states(tape, start)      # h_0 into tape.H[0] (c_0 into tape.C[0])
         with activations.overflow_ignored():             # exp(-z) -> inf is how a sigmoid reaches 0
             for t in range(T):                           # phase 2: the recurrence
                 states = cell.step_forward(t, XW[t], states, tape)
@@ -846,7 +965,7 @@ class RNN(Layer):
     def backward(self, dy):
         if self.recorded:
             return super().backward(dy)                      # Layer.backward: the record, in reverse
-        X, tapes, parts, in_mask = self._recall()
+        X, tapes, parts, in_mask, states_given = self._recall()
         xp, cell = backend.xp, self.cell
         B = X.shape[2]
         dy, dfinal = (dy[0], list(dy[1:])) if self.return_state else (dy, [])
@@ -866,16 +985,21 @@ class RNN(Layer):
             for part_cell in cells:
                 for name, grad in part_cell.grads.items():
                     cell.grads[name] += grad
-        self._hidden_grad_norms = xp.sqrt(sum(squares for _, squares in runs))
+        self._hidden_grad_norms = xp.sqrt(sum(squares for _, squares, _ in runs))
         del tapes                                        # the activations go before dX is joined
-        dX = join([dX for dX, _ in runs])                # (T, D, B)
+        dX = join([dX for dX, _, _ in runs])             # (T, D, B)
         if in_mask is not None:
             dX *= in_mask
-        return dX.transpose(2, 0, 1)                     # (B, T, D)
+        dx = dX.transpose(2, 0, 1)                       # (B, T, D)
+        if not states_given:                             # zeros, or carried (stateful): a constant
+            return dx
+        d_start = [join(part_ds).T for part_ds in zip(*(ds for _, _, ds in runs))]  # dL/dh_0 [, dL/dc_0]
+        return [dx, *d_start]
 
     def backprop(self, cell, X, tape, dY, dstates):
         """Phases 3 and 4 on a batch (or a part): dY (T, H, B) or None, dstates the
-        gradients of the final states -> (dX (T, D, B), ||dL/dh_t||^2 per step (T,))."""
+        gradients of the final states -> (dX (T, D, B), ||dL/dh_t||^2 per step (T,),
+        the gradients of the step-0 states, each (H, B))."""
         xp = backend.xp
         T, B = X.shape[0], X.shape[2]
         tape.H_prev = tape.H[:-1] if tape.rec_mask is None else tape.H[:-1] * tape.rec_mask
@@ -887,7 +1011,7 @@ class RNN(Layer):
         squares = (dH * dH).sum(axis=(1, 2))
         del dH
         cell.accumulate_grads(X, tape)                   # phase 4: weights, all steps at once
-        return cell.input_grad(tape), squares            # phase 4: inputs, (T, D, B)
+        return cell.input_grad(tape), squares, dstates   # phase 4: inputs, (T, D, B)
 
     @property
     def hidden_grad_norms(self):
@@ -921,9 +1045,19 @@ class RNN(Layer):
             )
 
     def get_config(self):
-        return {**super().get_config(), "return_sequences": self.return_sequences,
-                "return_state": self.return_state, "dropout": self.dropout,
-                "recurrent_dropout": self.recurrent_dropout}
+        config = {**super().get_config(), "return_sequences": self.return_sequences,
+                  "return_state": self.return_state, "stateful": self.stateful, "dropout": self.dropout,
+                  "recurrent_dropout": self.recurrent_dropout}
+        if self.stateful:
+            config["batch_size"] = self.batch_size          # the fixed batch size the states have
+        return config
+
+
+def _split_shapes(input_shape):
+    """The shape of x, and those of the initial states (None when none are given)."""
+    if input_shape and isinstance(input_shape[0], (list, tuple)):
+        return tuple(input_shape[0]), [tuple(s) for s in input_shape[1:]]
+    return input_shape, None
 
 
 def _check_keras_cell(cell, dropout, recurrent_dropout) -> None:
