@@ -182,3 +182,80 @@ def test_book_stateful_counts(shakespeare):
 def test_stateful_refuses_too_many_streams():
     with pytest.raises(ValueError, match="fewer streams"):
         StatefulBatches(numpy.arange(20), length=5, batch_size=4)
+
+
+# --- language-model figures ------------------------------------------------------------------------
+def test_language_model_figures():
+    figures = text.language_model_figures(1.4786)                  # the book's stateful figure
+    assert figures["nats"] == 1.4786
+    assert figures["bits_per_char"] == pytest.approx(2.1332, abs=1e-4)
+    assert figures["perplexity"] == pytest.approx(4.3868, abs=1e-4)
+    uniform = text.language_model_figures(numpy.log(39))          # guessing among 39 characters
+    assert uniform["perplexity"] == pytest.approx(39)
+    assert uniform["bits_per_char"] == pytest.approx(numpy.log2(39))
+
+
+# --- generation -------------------------------------------------------------------------------------
+def small_char_model(seed=0):
+    """A small character model (Embedding(7, 3), GRU(4), Dense(7, softmax)) with random biases too."""
+    from tinyrnn import Sequential
+    from tinyrnn.layers import GRU, Dense, Embedding
+
+    seeding.set_random_seed(seed)
+    model = Sequential([Embedding(7, 3, input_shape=[None]), GRU(4, return_sequences=True),
+                        Dense(7, activation="softmax")])
+    model.build((None, None))
+    rng = numpy.random.default_rng(seed)
+    model.set_weights([w + rng.normal(scale=0.5, size=w.shape).astype(w.dtype) for w in model.get_weights()])
+    return model
+
+
+def test_stateful_copy_one_step_at_a_time_equals_the_whole_prefix():
+    model = small_char_model()
+    ids = numpy.random.default_rng(1).integers(0, 7, size=(1, 9))
+    whole = model.predict(ids)                                      # (1, 9, 7): every prefix at once
+    stepper = text.stateful_copy(model, batch_size=1)
+    stepper.reset_states()
+    first = stepper.predict(ids[:, :4], batch_size=1)               # the prompt, then one id per call
+    numpy.testing.assert_allclose(first, whole[:, :4], rtol=1e-5, atol=1e-6)
+    for t in range(4, 9):
+        step = stepper.predict(ids[:, t:t + 1], batch_size=1)
+        numpy.testing.assert_allclose(step[0, 0], whole[0, t], rtol=1e-5, atol=1e-6)
+    stepper.reset_states()                                          # afresh: the first step again
+    numpy.testing.assert_allclose(stepper.predict(ids[:, :1], batch_size=1)[0, 0], whole[0, 0], rtol=1e-5)
+    assert not model.layers[1].stateful                             # the original is left as it was
+
+
+def test_sample_next_temperature():
+    p = numpy.array([0.1, 0.6, 0.3, 0.0])
+    rng = numpy.random.default_rng(0)
+    assert {text.sample_next(p, 1e-3, rng) for _ in range(50)} == {1}          # T -> 0: argmax
+    draws = numpy.array([text.sample_next(p, 1.0, rng) for _ in range(4000)])
+    numpy.testing.assert_allclose(numpy.bincount(draws, minlength=4) / 4000, p, atol=0.03)   # T = 1: p itself
+    hot = numpy.array([text.sample_next(p, 100.0, rng) for _ in range(3000)])
+    counts = numpy.bincount(hot, minlength=4) / 3000
+    assert counts[3] == 0 and numpy.all(numpy.abs(counts[:3] - 1 / 3) < 0.04)  # T large: uniform, 0 stays 0
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        text.sample_next(p, 0.0)
+
+
+def test_generate_extends_the_prompt_and_greedy_follows_argmax():
+    tokenizer = CharTokenizer(special_tokens=False)
+    tokenizer.adapt("abcdefg")
+    model = small_char_model()
+    rng = numpy.random.default_rng(0)
+    out = text.generate(model, "Abc", 12, temperature=1.0, tokenizer=tokenizer, rng=rng)
+    assert out.startswith("abc") and len(out) == 15 and set(out) <= set("abcdefg")
+    greedy = text.generate(model, "abc", 6, temperature=1e-6, tokenizer=tokenizer)
+    expected = list(tokenizer("abc"))              # argmax after the whole prefix, n^2 the slow way
+    for _ in range(6):
+        expected.append(int(model.predict(numpy.array([expected]))[0, -1].argmax()))
+    assert greedy == tokenizer.decode(numpy.array(expected))
+    seeding.set_random_seed(5)
+    a = text.generate(model, "abc", 20, tokenizer=tokenizer)
+    seeding.set_random_seed(5)
+    assert text.generate(model, "abc", 20, tokenizer=tokenizer) == a   # tinyrnn's generator seeds it
+    with pytest.raises(ValueError, match="tokenizer"):
+        text.generate(model, "abc", 5)
+    with pytest.raises(ValueError, match="at least one character"):
+        text.generate(model, "", 5, tokenizer=tokenizer)

@@ -93,7 +93,7 @@ RECIPE = Recipe(streams=16, length=100, epochs=16, learning_rate=0.004, lr_decay
 """The chapter's recipe (``python -m tinyrnn chapter --only text``)."""
 
 QUICK = Recipe(streams=4, length=20, epochs=2, learning_rate=0.01, valid_streams=2,
-               train_chars=8_000, valid_chars=2_000, sample_length=40)
+               train_chars=4_000, valid_chars=1_000, sample_length=40)
 """A smoke test of the whole text chapter in seconds (figures not comparable)."""
 
 
