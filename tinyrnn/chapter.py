@@ -600,7 +600,7 @@ def run_chapter(names=None, epochs=None, quick=False, out="chapter_out", seed=SE
     total = time.perf_counter() - start
     info = run_info(results, run, quick, total, command or _call_repr(names, epochs, quick, out, seed))
     table = results_table(results, quick=quick)
-    if verbose:
+    if verbose and results:
         print("\n" + table + "\n" + timing_line(info))
         if "text" in extra:
             from tinyrnn import text_chapter
@@ -973,8 +973,9 @@ def write_report(out: pathlib.Path, results, run: ChapterRun, extra: dict, info:
         f"- backend: {info['backend']} ({info['device']})",
         f"- machine: {_machine_line(info)}",
         f"- date: {info['date']}",
-        f"- data: {info['n_series']} series per task, seed {info['seed']}; {info['epochs']} epochs, "
-        f"batch {info['batch_size']}" + (" (quick mode)" if info["quick"] else ""),
+        (f"- data: {info['n_series']} series per task, seed {info['seed']}; {info['epochs']} epochs, "
+         f"batch {info['batch_size']}" if results else f"- data: the text chapter only, seed {info['seed']}")
+        + (" (quick mode)" if info["quick"] else ""),
         f"- time: {timing_line(info)}", "",
     ]
     if results:
@@ -1005,7 +1006,7 @@ def write_report(out: pathlib.Path, results, run: ChapterRun, extra: dict, info:
                   long_memory.summary_table(extra["long_memory"]), "",
                   "Each entry: validation MSE as % of answering the mean, solved or not, epochs trained, "
                   "and the gradient reaching t = 1 as a fraction of the gradient at t = T.", ""]
-    lines += ["## Figures", ""]
+    lines += ["## Figures", ""] if figures else []
     for filename, caption, note in figures:
         lines += [f"### {caption}", "", f"![{caption}]({filename})", ""] + ([note, ""] if note else [])
     (out / "report.md").write_text("\n".join(lines))
