@@ -9,7 +9,19 @@ follows Keras, so the course's code ports with the import changed::
     from tinyrnn.layers import SimpleRNN, Dense
 """
 
-from tinyrnn import activations, data, graph, layers, losses, metrics, ops, optimizers, text, utils
+from tinyrnn import (
+    activations,
+    callbacks,
+    data,
+    graph,
+    layers,
+    losses,
+    metrics,
+    ops,
+    optimizers,
+    text,
+    utils,
+)
 from tinyrnn.backend import (
     float_precision,
     get_backend,
@@ -33,3 +45,4 @@ __all__ = [
     "set_backend", "set_blas_threads", "set_floatx", "set_random_seed", "set_threads", "text", "to_numpy",
     "utils",
 ]
+__all__ += ["callbacks"]  # tinyrnn.callbacks: EarlyStopping, ModelCheckpoint, ... (as keras.callbacks)

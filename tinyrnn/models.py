@@ -17,30 +17,16 @@ import contextlib
 import math
 import signal
 import threading
+import warnings
 
 import numpy
 
-from tinyrnn import backend, graph, losses, metrics, optimizers, seeding, validation
+from tinyrnn import backend, graph, losses, metrics, optimizers, validation
+from tinyrnn.batches import RAN_OUT, ArrayBatches, EpochIterator, is_batch_source, unpack
+from tinyrnn.callbacks import CallbackList, History
 from tinyrnn.graph import Value
 from tinyrnn.layers import InputLayer, Layer
 from tinyrnn.layers.base import parameter_owners
-
-
-class History:
-    """What ``fit`` returns: ``history`` maps Keras's key names (``loss``,
-    ``val_loss``, ``<metric>``, ``val_<metric>``, ``grad_norm``) to one value per epoch."""
-
-    def __init__(self):
-        self.history: dict[str, list] = {}
-        self.epoch: list[int] = []
-
-    def append(self, epoch: int, logs: dict) -> None:
-        self.epoch.append(epoch)
-        for key, value in logs.items():
-            self.history.setdefault(key, []).append(value)
-
-    def __repr__(self):
-        return f"History(epochs={len(self.epoch)}, keys={list(self.history)})"
 
 
 class TrainingError(FloatingPointError):
@@ -237,7 +223,7 @@ class Model(Layer):
         scaled by its largest entry first, so a finite gradient is never reported
         as non-finite (and no float64 copy of the gradients is made).
         """
-        return math.hypot(*(_norm(g) for _, _, g in self.trainable_variables()))
+        return math.hypot(*[_norm(g) for _, _, g in self.trainable_variables()])
 
     # --- Keras API ----------------------------------------------------------------
     def compile(self, loss="mse", optimizer="adam", metrics=None) -> None:
@@ -292,96 +278,200 @@ class Model(Layer):
             raise TypeError(f"metrics must be a list, e.g. metrics=['mae'], got {type(metrics).__name__}")
         self.metrics = [globals()["metrics"].get(m) for m in metrics or []]
 
-    def fit(self, x, y, epochs=1, batch_size=32, validation_data=None, shuffle=True, verbose=1) -> History:
-        """Train for ``epochs`` passes over (x, y); returns a ``History``.
+    def fit(self, x, y=None, epochs=1, batch_size=32, validation_data=None, shuffle=True, verbose=1,
+            callbacks=None, steps_per_epoch=None, validation_steps=None, initial_epoch=0) -> History:
+        """Train for ``epochs`` passes over the data; returns a ``History``.
 
-        x (B, ...) and y (B, ...) are float array-likes with the same number of
-        rows, y shaped like the model's output; ``validation_data=(x_val, y_val)``
-        is evaluated after every epoch. Bad data is refused before training starts.
-        A non-finite loss or gradient stops training with ``TrainingError`` and
-        keeps the weights of the last finite step. Ctrl-C stops at once: an update
-        already begun is finished, a step not yet updating is undone (``train_step``),
-        and ``model.history`` holds the finished epochs.
+        Bad data is refused with a clear error: arrays before training starts, a
+        batch when it arrives. A generator that runs out before ``epochs`` stops
+        training with Keras's warning. A non-finite loss or gradient stops training
+        with ``TrainingError`` and keeps the weights of the last finite step. Ctrl-C
+        stops at once: an update already begun is finished, a step not yet updating
+        is undone (``train_step``), and ``model.history`` holds the finished epochs.
+
+        Parameters
+        ----------
+        x, y : arrays (B, ...), float array-likes with the same number of rows, y
+            shaped like the model's output (a list with one per input / output of a
+            functional model), cut into batches of ``batch_size`` rows, shuffled each
+            epoch when ``shuffle``. Or, with ``y=None``, ``x`` is an iterable of
+            ``(x_batch, y_batch)`` tuples: a generator (one pass), a list of batches
+            or any object with ``__iter__`` (a new pass each epoch); each batch is
+            checked and converted as arrays are, when it arrives (``tinyrnn.batches``).
+        epochs : int, train until epoch ``epochs`` (from ``initial_epoch``).
+        validation_data : ``(x_val, y_val)`` arrays or an iterable of batches,
+            evaluated after every epoch (``val_`` keys in the logs).
+        callbacks : list of ``tinyrnn.callbacks.Callback``, called as Keras does
+            (``tinyrnn.callbacks``); a ``History`` is added last.
+        steps_per_epoch : int, batches per epoch (a generator continues where the
+            last epoch stopped); None: one pass over the data.
+        validation_steps : int, batches per validation (None: one pass).
+        initial_epoch : int, the epoch to start from (to resume a run; logs and
+            callbacks count epochs from it).
+        verbose : 0 silent, 1 progress bar and one line per epoch, 2 the line only.
         """
         self._require_compiled("fit")
         epochs = validation.positive_int(epochs, "epochs")
-        batch_size = validation.positive_int(batch_size, "batch_size")
-        x, y = self._prepare(x, y)
+        initial_epoch = _count(initial_epoch, "initial_epoch")
+        train = self._epoch_iterator(x, y, batch_size, steps_per_epoch, shuffle, "x", ("x", "y"),
+                                     "steps_per_epoch")
         val = None
         if validation_data is not None:
-            val = self._prepare(*_pair(validation_data), names=("x_val", "y_val"))
-        self.history = history = History()
-        n = _first(x).shape[0]
+            val_x, val_y = _validation_pair(validation_data)
+            val = self._epoch_iterator(val_x, val_y, batch_size, validation_steps, False, "validation_data",
+                                       ("x_val", "y_val"), "validation_steps")
+        callbacks = CallbackList(callbacks, model=self, add_history=True, verbose=verbose, epochs=epochs,
+                                 steps=train.num_batches)
+        history = callbacks.history
+        self.stop_training = False
+        callbacks.on_train_begin()
+        logs = None
         try:
-            for epoch in range(epochs):
-                order = seeding.get_rng().permutation(n) if shuffle else numpy.arange(n)
-                logs = self._run_epoch(x, y, order, batch_size, epoch, epochs, verbose)
+            for epoch in range(initial_epoch, epochs):
+                batches = train.epoch()
+                if batches is None:  # a generator ran out: Keras warns and stops
+                    warnings.warn(RAN_OUT, stacklevel=2)
+                    break
+                callbacks.on_epoch_begin(epoch)
+                logs = self._run_epoch(batches, train, epoch, epochs, verbose, callbacks)
                 if val is not None:
-                    val_logs = self._evaluate_arrays(*val, batch_size)
+                    val_logs = self._evaluate_batches(val, callbacks, "validation_data")
                     logs.update({f"val_{k}": v for k, v in val_logs.items()})
-                history.append(epoch, logs)
+                callbacks.on_epoch_end(epoch, logs)
                 if verbose:
                     print(_format_logs(f"Epoch {epoch + 1}/{epochs}", logs))
+                if self.stop_training:
+                    break
         except KeyboardInterrupt:
             print(f"\ntraining interrupted after {len(history.epoch)} complete epoch(s); "
                   "model.history holds them and the weights are those of the last update")
             raise
+        callbacks.on_train_end(logs)
         return history
 
-    def _run_epoch(self, x, y, order, batch_size, epoch, epochs, verbose) -> dict:
+    def _epoch_iterator(self, x, y, batch_size, steps, shuffle, what, names, steps_name="steps"):
+        """``x``/``y`` as an ``EpochIterator`` of converted batches: arrays are checked and converted
+        once here; an iterable's batches are checked and converted one by one as they arrive."""
+        batch_size = validation.positive_int(batch_size, "batch_size")
+        steps = None if steps is None else validation.positive_int(steps, steps_name)
+        if is_batch_source(x, y, targets=names[1] is not None):
+            if y is not None:
+                raise ValueError(f"{what} is an iterable of batches, which holds the targets too: "
+                                 "give y=None (each batch is an (x, y) tuple)")
+            return EpochIterator(x, steps, what, prepare=self._batch_preparer(what, names))
+        if y is None and names[1] is not None:
+            raise ValueError(f"{self.name}: targets are missing: give both arrays (x, y), or make x an "
+                             "iterable (a generator) of (x_batch, y_batch) tuples")
+        arrays = self._prepare(x, y, names=names) if names[1] is not None else self._prepare(x, names=names)
+        source = ArrayBatches(arrays[0], arrays[1] if len(arrays) > 1 else None, batch_size,
+                                             shuffle)
+        return EpochIterator(source, steps, what)
+
+    def _batch_preparer(self, what, names):
+        """A function (batch, step) -> converted batch: ``_prepare`` with the batch named in errors.
+        The shape checks (which run the model on one sample) are repeated only when the batch's
+        shapes differ from the last batch's; conversion and value checks run on every batch."""
+        targets = names[1] is not None
+        last_checked = [None]
+
+        def prepare(batch, step):
+            data = unpack(batch, step, what, targets)
+            batch_names = tuple(None if n is None else f"{n} of batch {step}" for n in names)
+            x, y = data if targets else (data, None)
+            key = (_shapes(x), _shapes(y))
+            same = key == last_checked[0] and None not in key
+            prepared = self._convert(x, y, batch_names) if same else self._prepare(x, y, names=batch_names)
+            last_checked[0] = key
+            return prepared if targets else prepared[0]
+
+        return prepare
+
+    def _run_epoch(self, batches, train, epoch, epochs, verbose, callbacks) -> dict:
+        """Train on one epoch's batches; returns its logs (running means over the epoch)."""
         totals = _Totals()
-        batches = range(0, len(order), batch_size)
-        bar = _progress(batches, f"Epoch {epoch + 1}/{epochs}", verbose)
-        for batch, start in enumerate(bar):
-            idx = order[start:start + batch_size]
-            xb, yb = _rows(x, idx), _rows(y, idx)
+        bar = _progress(batches, f"Epoch {epoch + 1}/{epochs}", verbose, train.num_batches)
+        for step, batch in bar:
+            callbacks.on_train_batch_begin(step)
+            xb, yb = train.prepare(batch, step)
             loss, y_pred, grad_norm = self.train_step(xb, yb)
             if not (math.isfinite(loss) and math.isfinite(grad_norm)):
                 raise TrainingError(
                     f"non-finite {'loss' if not math.isfinite(loss) else 'gradient'} at epoch {epoch + 1}, "
-                    f"batch {batch + 1} (loss {loss}, gradient norm {grad_norm}); the weights of the last "
+                    f"batch {step + 1} (loss {loss}, gradient norm {grad_norm}); the weights of the last "
                     "finite step were kept. Try gradient clipping (e.g. Adam(clipnorm=1.0)) or a lower "
                     "learning rate."
                 )
-            totals.add(len(idx), {"loss": loss, **self._metric_values(yb, y_pred)})
+            totals.add(_first(xb).shape[0], {"loss": loss, **self._metric_values(yb, y_pred)})
             totals.add_unweighted("grad_norm", grad_norm)
+            del y_pred  # nothing of a batch outlives its step
+            logs = totals.means()
             if verbose == 1:
-                bar.set_postfix(totals.means(), refresh=False)
+                bar.set_postfix(logs, refresh=False)
+            callbacks.on_train_batch_end(step, logs)
+            if self.stop_training:
+                break
+        if verbose == 1:
+            bar.close()
         return totals.means()
 
-    def evaluate(self, x, y, batch_size=32, verbose=0):
-        """Loss (and metrics) on (x, y): a float, or [loss, *metrics] when compiled with metrics."""
+    def evaluate(self, x, y=None, batch_size=32, verbose=0, steps=None, callbacks=None, return_dict=False):
+        """Loss (and metrics) on the data: a float, or [loss, *metrics] when compiled with metrics
+        (a dict of them with ``return_dict=True``).
+
+        ``x, y`` arrays, or ``x`` an iterable of ``(x, y)`` batches (``y=None``), as ``fit``
+        takes; ``steps`` evaluates that many batches (None: one pass). ``callbacks``
+        get ``on_test_begin``, ``on_test_batch_begin/end`` and ``on_test_end``.
+        """
         self._require_compiled("evaluate")
-        batch_size = validation.positive_int(batch_size, "batch_size")
-        logs = self._evaluate_arrays(*self._prepare(x, y), batch_size)
+        data = self._epoch_iterator(x, y, batch_size, steps, False, "x", ("x", "y"))
+        callbacks = CallbackList(callbacks, model=self, verbose=verbose, epochs=1, steps=data.num_batches)
+        logs = self._evaluate_batches(data, callbacks, "x")
         if verbose:
             print(_format_logs("evaluate", logs))
+        if return_dict:
+            return logs
         values = list(logs.values())
         return values[0] if len(values) == 1 else values
 
-    def _evaluate_arrays(self, x, y, batch_size) -> dict:
+    def _evaluate_batches(self, data, callbacks, what) -> dict:
+        """Loss and metrics over one epoch of ``data`` (an ``EpochIterator``), weighted by batch size."""
+        batches = data.epoch()
+        if batches is None:
+            raise ValueError(f"{what} ran out of batches after {data.epochs_given} pass(es): a generator "
+                             "is used up by one pass; give a re-iterable (a list of batches, or an object "
+                             "whose __iter__ starts a new pass), or an endless generator with "
+                             "validation_steps / steps")
+        callbacks.on_test_begin()
         totals = _Totals()
-        for start in range(0, _first(x).shape[0], batch_size):
-            rows = slice(start, start + batch_size)
-            xb, yb = _rows(x, rows), _rows(y, rows)
+        for step, batch in batches:
+            callbacks.on_test_batch_begin(step)
+            xb, yb = data.prepare(batch, step)
             with backend.engine_blas():
                 y_pred = self.forward(xb, training=False)
             loss, _ = self._loss_and_gradient(yb, y_pred)
             totals.add(_first(xb).shape[0], {"loss": loss, **self._metric_values(yb, y_pred)})
-        return totals.means()
+            del y_pred
+            callbacks.on_test_batch_end(step, totals.means())
+        logs = totals.means()
+        callbacks.on_test_end(logs)
+        return logs
 
-    def predict(self, x, batch_size=32, training=False, verbose=0):
+    def predict(self, x, batch_size=32, training=False, verbose=0, steps=None):
         """Outputs for x as a NumPy array (a list of them for several outputs).
+
+        ``x`` an array, or an iterable of batches (each an array, ``(x,)`` or ``(x, y)``:
+        the targets are ignored); ``steps`` predicts that many batches (None: one pass).
         ``training=True`` keeps dropout on (MC Dropout)."""
-        batch_size = validation.positive_int(batch_size, "batch_size")
-        x = self._prepare(x)[0]
+        data = self._epoch_iterator(x, None, batch_size, steps, False, "x", ("x", None))
+        outputs = []
         with backend.engine_blas():  # small products on one BLAS thread (backend.set_threads)
-            batches = [self.forward(_rows(x, slice(s, s + batch_size)), training=training)
-                       for s in range(0, _first(x).shape[0], batch_size)]
-        if isinstance(batches[0], (list, tuple)):
-            return [numpy.concatenate([backend.to_numpy(b[k]) for b in batches])
-                    for k in range(len(batches[0]))]
-        return numpy.concatenate([backend.to_numpy(b) for b in batches], axis=0)
+            for step, batch in data.epoch():
+                y_pred = self.forward(data.prepare(batch, step), training=training)
+                outputs.append([backend.to_numpy(a) for a in y_pred]
+                               if isinstance(y_pred, (list, tuple)) else backend.to_numpy(y_pred))
+        if isinstance(outputs[0], list):
+            return [numpy.concatenate([b[k] for b in outputs]) for k in range(len(outputs[0]))]
+        return numpy.concatenate(outputs, axis=0)
 
     def _metric_values(self, y, y_pred) -> dict:
         if isinstance(y_pred, (list, tuple)):
@@ -392,6 +482,14 @@ class Model(Layer):
     def _prepare(self, x, y=None, names=("x", "y")):
         """Inputs (and targets) as backend float arrays with the same number of rows:
         one array, or a list with one per input (output) of a functional model."""
+        prepared = self._convert(x, y, names)
+        if self.inputs is not None:
+            self._check_inputs(prepared[0], names[0])
+        return prepared
+
+    def _convert(self, x, y=None, names=("x", "y")):
+        """``_prepare``'s conversions and value checks without its shape checks against the model:
+        ``(x,)`` or ``(x, y)``. A batch shaped like the last one checked needs only these."""
         x_name, y_name = names
         several = self.inputs is not None and len(self.inputs) > 1
         if self.inputs is not None and not several:
@@ -399,8 +497,6 @@ class Model(Layer):
         x = _arrays(x, x_name, several, self._integer_inputs())
         for a in graph.flatten(x):
             validation.check_samples(a, x_name)
-        if self.inputs is not None:
-            self._check_inputs(x, x_name)
         if y is None:
             return (x,)
         several = self.outputs is not None and len(self.outputs) > 1
@@ -765,11 +861,6 @@ def _first(x):
     return graph.flatten(x)[0]
 
 
-def _rows(x, index):
-    """x[index] for an array, or for every array of a list."""
-    return graph.map_structure(lambda a: a[index], x)
-
-
 def _arrays(x, what, several, integer_ok=None):
     """x as a backend float array, or a list of them when the model has several inputs (outputs);
     ``integer_ok[k]``: input k feeds token-id layers only, so integer arrays pass unchanged."""
@@ -822,12 +913,13 @@ class _Totals:
         return {k: self.sums[k] / self.counts[k] for k in self.sums}
 
 
-def _progress(batches, description, verbose):
+def _progress(batches, description, verbose, total=None):
+    """A tqdm bar over the batches (verbose 1), counting to ``total`` when known."""
     if verbose != 1:
         return batches
     from tqdm.auto import tqdm  # imported when a bar is shown
 
-    return tqdm(batches, desc=description, unit="batch", leave=False)
+    return tqdm(batches, desc=description, unit="batch", leave=False, total=total)
 
 
 def _format_logs(prefix, logs) -> str:
@@ -840,10 +932,35 @@ def _shape_str(shape) -> str:
     return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
 
 
-def _pair(validation_data):
-    if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-        raise ValueError("validation_data must be a pair (x_val, y_val)")
-    return validation_data
+def _validation_pair(validation_data):
+    """``(x_val, y_val)`` for validation arrays, ``(batches, None)`` for an iterable of batches."""
+    if isinstance(validation_data, (tuple, list)):
+        if validation_data and all(isinstance(b, tuple) for b in validation_data):
+            return validation_data, None  # a list of (x, y) batches
+        if len(validation_data) == 2:
+            return validation_data
+    elif is_batch_source(validation_data):
+        return validation_data, None
+    raise ValueError("validation_data must be a pair (x_val, y_val) of arrays or an iterable (a generator, a "
+                     f"list) of (x, y) batches, got {type(validation_data).__name__}")
+
+
+def _shapes(a):
+    """Shapes and dtypes of an array or a list of arrays (None where a part has no shape: nested lists)."""
+    if a is None:
+        return ()
+    if isinstance(a, (list, tuple)):
+        parts = tuple(_shapes(p) for p in a)
+        return None if None in parts else parts
+    shape = getattr(a, "shape", None)
+    return None if shape is None else (shape, a.dtype)
+
+
+def _count(value, what) -> int:
+    """``value`` as an int after checking it is a non-negative integer."""
+    if isinstance(value, bool) or not isinstance(value, (int, numpy.integer)) or value < 0:
+        raise ValueError(f"{what} must be a non-negative integer, got {value!r}")
+    return int(value)
 
 
 

@@ -1,5 +1,6 @@
 """tinyrnn's layers, and the registry that saves and rebuilds them by name."""
 
+from tinyrnn.layers.attention import AdditiveAttention, Attention, MultiHeadAttention
 from tinyrnn.layers.base import Layer
 from tinyrnn.layers.convolutional import Conv1D
 from tinyrnn.layers.core import (
@@ -36,7 +37,8 @@ _REGISTRY = {
     for cls in (Dense, Dropout, Flatten, InputLayer, RepeatVector, TimeDistributed, LayerNormalization,
                 BatchNormalization, Conv1D, RNN, SimpleRNN, LSTM, GRU, SimpleRNNCell, LSTMCell, GRUCell,
                 PeepholeLSTMCell, LNSimpleRNNCell, Activation, Lambda, Reshape, Permute, Add, Subtract,
-                Multiply, Average, Maximum, Concatenate, Embedding)
+                Multiply, Average, Maximum, Concatenate, Embedding, Attention, AdditiveAttention,
+                MultiHeadAttention)
 }
 
 

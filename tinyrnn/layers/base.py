@@ -423,19 +423,16 @@ def parameter_owners(layers) -> list:
     whose weights count, each weight dict once: a wrapper that shares its inner
     layer's dicts (TimeDistributed, RNN and its cell) appears once, as itself."""
     owners, seen, visited = [], set(), set()
-
-    def visit(obj):
+    stack = list(layers)[::-1]  # a stack, not a recursive closure: no reference cycle left per call
+    while stack:
+        obj = stack.pop()
         if id(obj) in visited:
-            return
+            continue
         visited.add(id(obj))
         if id(obj.params) not in seen:
             seen.add(id(obj.params))
             owners.append(obj)
-        for sub in getattr(obj, "sublayers", list)():
-            visit(sub)
-
-    for layer in layers:
-        visit(layer)
+        stack.extend(list(getattr(obj, "sublayers", list)())[::-1])
     return owners
 
 
