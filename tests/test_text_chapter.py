@@ -105,3 +105,11 @@ def test_the_recipe_meets_the_books_figures_in_20_minutes():
     result = text_chapter.run_text(recipe=RECIPE)
     assert result.verdict == "PASS", text_chapter.summary(result)
     assert result.seconds <= 20 * 60
+
+
+def test_time_limit_stops_between_epochs_and_the_report_says_so():
+    recipe = dataclasses.replace(QUICK, time_limit_s=0.0)
+    result = text_chapter.run_text(recipe=recipe, quick=True, log=lambda message: None)
+    assert len(result.history["loss"]) == 1 < recipe.epochs
+    line = text_chapter.verdict_line(dataclasses.replace(result, quick=False))
+    assert "stopped after 1 of 2 epochs" in line

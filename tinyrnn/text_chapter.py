@@ -23,7 +23,8 @@ at most ``LOSS_BOUND`` (1.05) x the book's 1.4786 and an accuracy at least
 Validation runs stateful too: the 60,000 validation characters cut into
 ``valid_streams`` streams, states reset once at the start (``evaluate_streams``).
 
-``run_text(quick=...)`` trains, evaluates and samples; ``python -m tinyrnn chapter
+``run_text(quick=...)`` trains (one ``fit`` with ``ResetStatesCallback``, a ``LearningRateScheduler``,
+``StreamValidation`` and a ``TimeLimit``), evaluates and samples; ``python -m tinyrnn chapter
 --only text`` runs it alone, and the full chapter includes it (its section of
 report.md: the table against the book, the loss in nats, bits per character and
 perplexity, the learning curves, and text generated at temperatures 0.01, 1 and 2).
@@ -37,6 +38,7 @@ import time
 import numpy
 
 from tinyrnn import optimizers, seeding, text
+from tinyrnn.callbacks import Callback, LearningRateScheduler, ResetStatesCallback
 from tinyrnn.layers import GRU, Dense, Embedding
 from tinyrnn.models import Sequential
 
@@ -132,6 +134,45 @@ def evaluate_streams(model: Sequential, ids, streams: int, length: int) -> tuple
     return float(loss), float(accuracy)
 
 
+class StreamValidation(Callback):
+    """At each epoch's end, the validation loss and accuracy of a stateful model read as streams
+    (``evaluate_streams``) into the epoch's logs (``val_loss``, ``val_accuracy``, and the epoch's
+    ``seconds``), and one line to ``log``."""
+
+    def __init__(self, ids, streams, length, epochs, log=print):
+        super().__init__()
+        self.ids, self.streams, self.length, self.epochs, self.log = ids, streams, length, epochs, log
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs["val_loss"], logs["val_accuracy"] = evaluate_streams(self.model, self.ids, self.streams,
+                                                                  self.length)
+        logs["seconds"] = time.perf_counter() - self.epoch_start
+        self.log(f"  epoch {epoch + 1}/{self.epochs}: loss {logs['loss']:.4f} "
+                 f"accuracy {logs['accuracy']:.4f} "
+                 f"val_loss {logs['val_loss']:.4f} val_accuracy {logs['val_accuracy']:.4f} "
+                 f"lr {self.model.optimizer.learning_rate:.5f} ({logs['seconds']:.0f} s)")
+
+
+class TimeLimit(Callback):
+    """Stop training once it has run ``seconds`` (None: never): no new epoch starts after that."""
+
+    def __init__(self, seconds, log=print):
+        super().__init__()
+        self.seconds, self.log = seconds, log
+
+    def on_train_begin(self, logs=None):
+        self.start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.seconds is not None and time.perf_counter() - self.start > self.seconds:
+            self.model.stop_training = True
+            self.log(f"  stopping after {epoch + 1} epochs: the time limit of {self.seconds:.0f} s is "
+                     "reached")
+
+
 @dataclasses.dataclass
 class TextResult:
     """What the text chapter gave: the figures, the curves, the samples and the verdicts."""
@@ -192,27 +233,16 @@ def run_text(quick: bool = False, seed: int = 42, recipe: Recipe | None = None, 
         f"{len(train)} updates an epoch")
     seeding.set_random_seed(seed)
     model = char_model(stateful=True, batch_size=recipe.streams)
-    optimizer = optimizers.Nadam(learning_rate=recipe.learning_rate)
-    model.compile(loss="sparse_categorical_crossentropy", optimizer=optimizer, metrics=["accuracy"])
-    history = {k: [] for k in ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds")}
+    model.compile(loss="sparse_categorical_crossentropy", optimizer=optimizers.Nadam(recipe.learning_rate),
+                  metrics=["accuracy"])
+    schedule = LearningRateScheduler(lambda epoch: recipe.learning_rate * recipe.lr_decay ** epoch)
+    validation = StreamValidation(valid_ids, recipe.valid_streams, recipe.length, recipe.epochs, log)
     start = time.perf_counter()
-    for epoch in range(recipe.epochs):
-        if recipe.time_limit_s is not None and time.perf_counter() - start > recipe.time_limit_s:
-            log(f"  stopped after {epoch} epochs: the time limit of {recipe.time_limit_s:.0f} s is reached")
-            break
-        epoch_start = time.perf_counter()
-        optimizer.learning_rate = recipe.learning_rate * recipe.lr_decay ** epoch
-        model.reset_states()                          # each epoch reads the streams from their start
-        logs = model.fit(X, Y, batch_size=recipe.streams, epochs=1, shuffle=False, verbose=0).history
-        val_loss, val_accuracy = evaluate_streams(model, valid_ids, recipe.valid_streams, recipe.length)
-        for key, value in (("loss", logs["loss"][0]), ("accuracy", logs["accuracy"][0]),
-                           ("val_loss", val_loss), ("val_accuracy", val_accuracy),
-                           ("learning_rate", optimizer.learning_rate),
-                           ("seconds", time.perf_counter() - epoch_start)):
-            history[key].append(float(value))
-        log(f"  epoch {epoch + 1}/{recipe.epochs}: loss {history['loss'][-1]:.4f} accuracy "
-            f"{history['accuracy'][-1]:.4f} val_loss {val_loss:.4f} val_accuracy {val_accuracy:.4f} "
-            f"lr {optimizer.learning_rate:.5f} ({history['seconds'][-1]:.0f} s)")
+    callbacks = [ResetStatesCallback(), schedule, validation, TimeLimit(recipe.time_limit_s, log)]
+    fitted = model.fit(X, Y, batch_size=recipe.streams, epochs=recipe.epochs, shuffle=False, verbose=0,
+                       callbacks=callbacks)          # the streams in order: row b continues row b
+    history = {k: [float(v) for v in fitted.history[k]]
+               for k in ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds")}
     seconds = time.perf_counter() - start
     samples = {}
     for temperature in TEMPERATURES:
