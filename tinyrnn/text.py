@@ -52,14 +52,6 @@ TRAIN_END, VALID_END = 1_000_000, 1_060_000
 class CharTokenizer:
     """Characters <-> integer ids, as Keras's ``TextVectorization(split="character", standardize="lower")``.
 
-    >>> tokenizer = CharTokenizer()
-    >>> tokenizer.adapt("To be, or not to be")
-    >>> tokenizer.get_vocabulary()[:5]
-    ['', '[UNK]', ' ', 'o', 't']
-    >>> ids = tokenizer("to be")          # int64 array (5,)
-    >>> tokenizer.decode(ids)
-    'to be'
-
     Parameters
     ----------
     standardize : "lower" or None
@@ -70,6 +62,16 @@ class CharTokenizer:
         characters start at 2, and an unknown character encodes as 1.
         False (the book's numbering, Keras's ids minus 2): the characters start at
         0, and a character ``adapt`` never saw is a ValueError naming it.
+
+    Examples
+    --------
+    >>> tokenizer = CharTokenizer()
+    >>> tokenizer.adapt("To be, or not to be")
+    >>> tokenizer.get_vocabulary()[:5]
+    ['', '[UNK]', ' ', 'o', 't']
+    >>> ids = tokenizer("to be")          # int64 array (5,)
+    >>> tokenizer.decode(ids)
+    'to be'
     """
 
     def __init__(self, standardize="lower", special_tokens=True):
