@@ -9,7 +9,19 @@ follows Keras, so the course's code ports with the import changed::
     from tinyrnn.layers import SimpleRNN, Dense
 """
 
-from tinyrnn import activations, callbacks, data, graph, layers, losses, metrics, ops, optimizers, utils
+from tinyrnn import (
+    activations,
+    callbacks,
+    data,
+    graph,
+    layers,
+    losses,
+    metrics,
+    ops,
+    optimizers,
+    text,
+    utils,
+)
 from tinyrnn.backend import (
     float_precision,
     get_backend,
@@ -31,6 +43,7 @@ __all__ = [
     "Bidirectional",
     "History", "Input", "Model", "Sequential", "TrainingError", "activations", "data", "float_precision",
     "get_backend", "gradcheck", "graph", "layers", "load_model", "losses", "metrics", "ops", "optimizers",
-    "set_backend", "set_blas_threads", "set_floatx", "set_random_seed", "set_threads", "to_numpy", "utils",
+    "set_backend", "set_blas_threads", "set_floatx", "set_random_seed", "set_threads", "text", "to_numpy",
+    "utils",
 ]
 __all__ += ["callbacks"]  # tinyrnn.callbacks: EarlyStopping, ModelCheckpoint, ... (as keras.callbacks)
