@@ -92,6 +92,10 @@ def test_cli_only_text_writes_the_report(tmp_path, capsys):
     payload = json.loads((out / "results.json").read_text())
     assert payload["extras"]["text"]["verdict"] == "-" and payload["results"] == []
     assert "bits/char" in capsys.readouterr().out
+    assert "## Masking: variable-length sequences" in report and "padded to 24" in report  # the masking run
+    assert (out / "padding_experiment.png").stat().st_size > 0
+    assert set(payload["extras"]["padding"]["results"]) == {"masked, right-padded", "unmasked, right-padded",
+                                                            "unmasked, left-padded"}
 
 
 def test_cli_refuses_seeds_with_text():

@@ -597,6 +597,10 @@ def run_chapter(names=None, epochs=None, quick=False, out="chapter_out", seed=SE
         run.log("[text] the book's character model on tiny Shakespeare, stateful")
         extra["text"] = text_chapter.run_text(quick=quick, seed=seed, log=run.log)
         run.log(f"  -> {text_chapter.summary(extra['text'])}")
+        from tinyrnn import padding_experiment
+
+        run.log("[text] masking: variable-length sequences, with and without the mask")
+        extra["padding"] = padding_experiment.run(quick=quick, seed=seed, log=run.log)
     total = time.perf_counter() - start
     info = run_info(results, run, quick, total, command or _call_repr(names, epochs, quick, out, seed))
     table = results_table(results, quick=quick)
@@ -963,6 +967,21 @@ def _device_name() -> str:
         return "GPU"
 
 
+def _padding_lines(out: pathlib.Path, experiment: dict) -> list[str]:
+    """The masking experiment's section (``tinyrnn.padding_experiment``): its table and figure."""
+    from tinyrnn import padding_experiment
+
+    padding_experiment.plot(experiment, out / "padding_experiment.png")
+    settings = experiment["settings"]
+    return ["## Masking: variable-length sequences", "",
+            f"Sequences of {settings['min_length']} to {settings['max_length']} steps, right-padded with zeros "
+            f"(or left-padded), target the sum of the last {settings['last']} values; the same GRU "
+            f"({settings['units']} units) with a Masking layer and without one. Without the mask the GRU "
+            "reads the padding as data; with it, padding changes nothing, however long.", "",
+            padding_experiment.summary_table(experiment), "",
+            "![masked vs unmasked training](padding_experiment.png)", ""]
+
+
 def write_report(out: pathlib.Path, results, run: ChapterRun, extra: dict, info: dict, table: str) -> None:
     """report.md, results.json and the PNG figures the report shows."""
     out.mkdir(parents=True, exist_ok=True)
@@ -990,6 +1009,8 @@ def write_report(out: pathlib.Path, results, run: ChapterRun, extra: dict, info:
 
         text_chapter.plot_curves(extra["text"]).savefig(out / "text_learning_curves.png", dpi=100)
         lines += text_chapter.report_lines(extra["text"], "text_learning_curves.png")
+    if "padding" in extra:
+        lines += _padding_lines(out, extra["padding"])
     errors = [r for r in results if r.error]
     if errors:
         lines += ["## Errors", ""] + [f"- {r.name}: {r.error}" for r in errors] + [""]
@@ -1023,6 +1044,8 @@ def _extras_json(extra: dict) -> dict:
         payload["long_memory"] = extra["long_memory"]
     if "text" in extra:
         payload["text"] = extra["text"].to_dict()
+    if "padding" in extra:
+        payload["padding"] = extra["padding"]
     return payload
 
 
