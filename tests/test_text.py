@@ -10,6 +10,7 @@ import numpy
 import pytest
 
 from tinyrnn import seeding, text
+from tinyrnn.layers import TextVectorization
 from tinyrnn.text import CharTokenizer, StatefulBatches, WindowBatches
 
 DATA = pathlib.Path(__file__).parent / "data"
@@ -259,3 +260,29 @@ def test_generate_extends_the_prompt_and_greedy_follows_argmax():
         text.generate(model, "abc", 5)
     with pytest.raises(ValueError, match="at least one character"):
         text.generate(model, "", 5, tokenizer=tokenizer)
+
+
+@pytest.mark.parametrize("case", sorted(KERAS["layer"]["cases"]))
+def test_text_vectorization_is_keras_layer(case):
+    """The Keras spelling: lists in, (N, L) 0-padded ids out; the default standardize strips punctuation."""
+    spec = KERAS["layer"]["cases"][case]
+    layer = TextVectorization(split="character", **spec["kwargs"])
+    layer.adapt(KERAS["layer"]["texts"])
+    assert layer.get_vocabulary() == spec["vocabulary"]
+    assert layer(KERAS["layer"]["batch"]).tolist() == spec["ids"]
+
+
+def test_text_vectorization_runs_the_books_lines():
+    text_vec_layer = TextVectorization(split="character", standardize="lower")
+    text_vec_layer.adapt([text.shakespeare_text()])
+    encoded = text_vec_layer([text.shakespeare_text()])[0]
+    encoded -= 2
+    assert text_vec_layer.vocabulary_size() - 2 == 39 and encoded.shape == (text.SHAKESPEARE_CHARS,)
+    assert encoded.min() == 0 and encoded.max() == 38
+
+
+@pytest.mark.parametrize("kwargs, words", [({"split": "whitespace"}, "split='character'"),
+                                           ({"split": "character", "output_mode": "tf_idf"}, "only 'int'")])
+def test_text_vectorization_says_what_it_cannot_do(kwargs, words):
+    with pytest.raises(ValueError, match=words):
+        TextVectorization(**kwargs)

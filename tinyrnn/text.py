@@ -33,6 +33,7 @@ import collections
 import dataclasses
 import importlib.resources
 import math
+import re
 
 import numpy
 
@@ -190,6 +191,81 @@ class CharTokenizer:
 
 
 # --- the corpus -----------------------------------------------------------------------------------
+PUNCTUATION = re.compile(r'[!"#$%&()\*\+,-\./:;<=>?@\[\\\]^_`{|}~\']')
+"""What Keras's ``strip_punctuation`` removes (its regular expression)."""
+
+
+class TextVectorization(CharTokenizer):
+    """Keras's ``TextVectorization`` layer for characters, so the book's code runs as written::
+
+        text_vec_layer = TextVectorization(split="character", standardize="lower")
+        text_vec_layer.adapt([shakespeare_text])
+        encoded = text_vec_layer([shakespeare_text])[0]     # Keras's ids: 0 pad, 1 [UNK], then by count
+        encoded -= 2                                        # the book's ids
+        n_tokens = text_vec_layer.vocabulary_size() - 2
+
+    A ``CharTokenizer`` with Keras's arguments and batch behaviour: ``adapt`` and the
+    call take a string or a list of strings; a list encodes to (N, L) int64 ids padded
+    with 0 to the longest (or cut / padded to ``output_sequence_length``).
+    ``standardize``: ``"lower_and_strip_punctuation"`` (Keras's default), ``"lower"``,
+    ``"strip_punctuation"`` or None; ``max_tokens`` keeps the most frequent characters
+    (the count includes the padding and unknown ids, as Keras). Only
+    ``split="character"`` and ``output_mode="int"`` exist here: the engine's text is
+    characters.
+    """
+
+    def __init__(self, max_tokens=None, standardize="lower_and_strip_punctuation", split="whitespace",
+                 output_mode="int", output_sequence_length=None, name=None):
+        if split != "character":
+            raise ValueError(f"TextVectorization(split={split!r}): tinyrnn's text is characters; give "
+                             "split='character' (the book's character model does)")
+        if output_mode != "int":
+            raise ValueError(f"TextVectorization(output_mode={output_mode!r}): only 'int' (token ids) exists "
+                             "here; one-hot ids feed an Embedding instead")
+        modes = ("lower_and_strip_punctuation", "lower", "strip_punctuation", None)
+        if standardize not in modes:
+            raise ValueError(f"standardize must be one of {modes}, got {standardize!r}")
+        super().__init__(standardize="lower" if standardize and "lower" in standardize else None)
+        self.strip_punctuation = bool(standardize and "strip_punctuation" in standardize)
+        self.max_tokens = None if max_tokens is None else validation.positive_int(max_tokens, "max_tokens")
+        self.output_sequence_length = output_sequence_length
+        self.name = name or "text_vectorization"
+
+    def adapt(self, data) -> None:
+        """Learn the vocabulary from a string or a list of strings (all of them counted)."""
+        super().adapt("".join(self._texts(data, "adapt")))
+        if self.max_tokens is not None and len(self._vocabulary) > self.max_tokens:
+            self._set_vocabulary(self._vocabulary[2:self.max_tokens])
+
+    def __call__(self, data) -> numpy.ndarray:
+        """A string -> ids (L,); a list of N strings -> (N, L) ids, 0-padded on the right."""
+        if isinstance(data, str):
+            return self._fit_length(super().__call__(data))
+        rows = [super(TextVectorization, self).__call__(text) for text in self._texts(data, "the call")]
+        length = self.output_sequence_length or max((len(r) for r in rows), default=0)
+        return numpy.stack([self._fit_length(r, length) for r in rows]) if rows else \
+            numpy.zeros((0, length), numpy.int64)
+
+    encode = __call__
+
+    def _fit_length(self, ids, length=None):
+        length = length or self.output_sequence_length
+        if length is None:
+            return ids
+        return numpy.pad(ids[:length], (0, max(0, length - len(ids))))
+
+    def _texts(self, data, what) -> list:
+        texts = [data] if isinstance(data, str) else list(numpy.asarray(data, dtype=object).reshape(-1))
+        for text in texts:
+            if not isinstance(text, str):
+                raise TypeError(f"{what} takes strings, got {type(text).__name__}")
+        return texts
+
+    def _standardized(self, text, what) -> str:
+        text = super()._standardized(text, what)
+        return PUNCTUATION.sub("", text) if self.strip_punctuation else text
+
+
 def shakespeare_text() -> str:
     """The tiny-Shakespeare corpus (Karpathy's char-rnn data), 1,115,394 characters, read from
     the package (``tinyrnn/corpora/tinyshakespeare.txt``): no network."""

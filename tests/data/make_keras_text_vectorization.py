@@ -4,7 +4,10 @@ Keras's ``TextVectorization(split="character", standardize="lower")`` is adapted
 tiny-Shakespeare corpus shipped with tinyrnn (``tinyrnn/corpora/tinyshakespeare.txt``) and on a
 short text with ties in its counts; saved: each vocabulary (``get_vocabulary()``, ids in order,
 "" and "[UNK]" first) and the ids Keras gives a probe string that holds unknown characters.
-``tinyrnn.text.CharTokenizer`` must give the same vocabularies and ids.
+``tinyrnn.text.CharTokenizer`` must give the same vocabularies and ids. Also the layer's own
+behaviour for ``tinyrnn.text.TextVectorization`` (the Keras spelling): the default
+standardize (lower case, punctuation stripped), ``max_tokens``, a batch of strings padded to
+the longest, and ``output_sequence_length``.
 
 Run it from the repository root, in an environment with TensorFlow >= 2.16 (Keras 3); it takes
 a few seconds::
@@ -34,12 +37,30 @@ def vocabulary_and_ids(text, probe):
     return layer.get_vocabulary(), [int(i) for i in layer([probe])[0]]
 
 
+LAYER_TEXTS = ["Hello, World!", "hi"]
+LAYER_BATCH = ["hel", "hello!", "Wo"]
+LAYER_CASES = {"default": {}, "max_tokens": {"standardize": "lower", "max_tokens": 5},
+               "length": {"standardize": "lower", "output_sequence_length": 4}}
+
+
+def layer_cases():
+    """Each case's arguments, vocabulary and ids for LAYER_BATCH (a list in, (N, L) out)."""
+    cases = {}
+    for name, kwargs in LAYER_CASES.items():
+        layer = keras.layers.TextVectorization(split="character", **kwargs)
+        layer.adapt(LAYER_TEXTS)
+        cases[name] = {"kwargs": kwargs, "vocabulary": [str(c) for c in layer.get_vocabulary()],
+                       "ids": layer(LAYER_BATCH).numpy().tolist()}
+    return cases
+
+
 def main():
     shakespeare_vocab, shakespeare_ids = vocabulary_and_ids(shakespeare_text(), PROBE)
     ties_vocab, ties_ids = vocabulary_and_ids(TIES, PROBE)
     payload = {"keras_version": keras.__version__, "probe": PROBE, "ties_text": TIES,
                "shakespeare": {"vocabulary": shakespeare_vocab, "probe_ids": shakespeare_ids},
-               "ties": {"vocabulary": ties_vocab, "probe_ids": ties_ids}}
+               "ties": {"vocabulary": ties_vocab, "probe_ids": ties_ids},
+               "layer": {"texts": LAYER_TEXTS, "batch": LAYER_BATCH, "cases": layer_cases()}}
     path = pathlib.Path(__file__).with_name("keras_text_vectorization.json")
     path.write_text(json.dumps(payload, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"wrote {path}: {len(shakespeare_vocab)} ids for Shakespeare")

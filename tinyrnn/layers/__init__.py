@@ -72,5 +72,7 @@ def deserialize(spec: dict):
     return _REGISTRY[name](**config)
 
 
-__all__ = sorted(_REGISTRY) + ["Input", "Layer", "RNNCell", "register", "serialize",
+from tinyrnn.text import TextVectorization  # noqa: E402  (Keras's spelling; preprocessing, not in a model)
+
+__all__ = sorted(_REGISTRY) + ["Input", "Layer", "RNNCell", "TextVectorization", "register", "serialize",
                                "deserialize"]
