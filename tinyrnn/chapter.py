@@ -974,8 +974,8 @@ def _padding_lines(out: pathlib.Path, experiment: dict) -> list[str]:
     padding_experiment.plot(experiment, out / "padding_experiment.png")
     settings = experiment["settings"]
     return ["## Masking: variable-length sequences", "",
-            f"Sequences of {settings['min_length']} to {settings['max_length']} steps, right-padded with zeros "
-            f"(or left-padded), target the sum of the last {settings['last']} values; the same GRU "
+            f"Sequences of {settings['min_length']} to {settings['max_length']} steps, right-padded with "
+            f"zeros (or left-padded), target the sum of the last {settings['last']} values; the same GRU "
             f"({settings['units']} units) with a Masking layer and without one. Without the mask the GRU "
             "reads the padding as data; with it, padding changes nothing, however long.", "",
             padding_experiment.summary_table(experiment), "",
