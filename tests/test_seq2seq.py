@@ -257,3 +257,33 @@ def test_bad_arguments_are_named():
         beam_search(FakeStepModel(0).step, FakeStepModel(0).initial_states(1), 1, 3, beam_width=0)
     with pytest.raises(ValueError, match="no attention"):
         small_model("lstm", None).attention_weights(token_ids(0, (B, TX), V_IN), 3)
+
+
+# --- the date-translation experiments, quick mode ---------------------------------------------------------
+def test_translation_chapter_quick_run(tmp_path):
+    from tinyrnn import translation_chapter
+    report = translation_chapter.run(quick=True, seed=1, out=tmp_path)
+    assert set(report["models"]) == {"plain", "attention"}
+    for r in report["models"].values():
+        assert 0.0 <= r["sequence_accuracy"] <= r["token_accuracy"] + 1e-12 <= 1.0 + 1e-12
+        assert len(r["loss"]) == report["settings"]["epochs"] and r["train_seconds"] > 0
+    assert len(report["greedy_vs_beam"]) == translation_chapter.N_HARD
+    columns = {"plain_greedy", "plain_beam", "attention_greedy", "attention_beam"}
+    assert columns <= set(report["greedy_vs_beam"][0])
+    for name in ("translation.md", "translation.json", "translation_attention.png",
+                 "translation_learning_curves.png"):
+        assert (tmp_path / name).stat().st_size > 0
+    assert "| attention |" in (tmp_path / "translation.md").read_text()
+
+
+def test_unknown_characters_in_a_date_are_named_with_the_vocabulary():
+    from tinyrnn.translation_chapter import encoder_ids
+    with pytest.raises(ValueError, match=r"unknown character\(s\) '#', 'é' .*the vocabulary has '"):
+        encoder_ids(dates.input_vocabulary(), ["22 avril 2019", "#22 févr. 2019"])
+
+
+def test_format_of_and_longest_formats():
+    from tinyrnn import translation_chapter
+    written = translation_chapter.format_of("Monday, 22 Apr 2019", "2019-04-22")
+    assert written == "{Weekday}, {day} {Mon} {year}"
+    assert translation_chapter.longest_formats(1) == ["{Weekday}, {Month} {nth}, {year}"]
