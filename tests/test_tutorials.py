@@ -34,6 +34,7 @@ TEACHING_ORDER = [
     "09_conv1d_and_wavenet", "10_mc_dropout_error_bars", "11_running_on_a_gpu",
     "12_hand_derived_vs_recorded_backward",
 ]
+TEACHING_ORDER += ["15_encoder_decoder_attention"]       # issue 13: encoder, decoder, attention
 
 
 def quick_env(figures_dir: pathlib.Path | None = None) -> dict:
