@@ -349,3 +349,31 @@ def test_reset_states_callback_resets_at_each_epoch_start_before_the_first_batch
         LambdaCallback(on_train_batch_begin=lambda batch, logs: events.append("batch")),
     ])
     assert events == ["reset", "batch"] * 3
+
+
+def test_reset_states_callback_on_a_stateful_model_trains_as_resetting_by_hand():
+    """Streams cut into consecutive windows (batch k+1 continues batch k): with the callback each
+    epoch starts from zero states, as resetting by hand between one-epoch fits does."""
+    from tinyrnn.layers import GRU
+
+    stream = rng.normal(size=(B, 3 * T, D)).astype("float32")
+    target = rng.normal(size=(B, 3 * T, 1)).astype("float32")
+    windows = [(stream[:, k * T:(k + 1) * T], target[:, k * T:(k + 1) * T]) for k in range(3)]
+
+    def stateful_model():
+        tinyrnn.set_random_seed(4)
+        model = Sequential([GRU(H, stateful=True, return_sequences=True, batch_input_shape=[B, None, D]),
+                            Dense(1)])
+        model.compile(loss="mse", optimizer="adam")
+        model.build()  # the weights are drawn now, from the seed
+        return model
+
+    with_callback, by_hand, never_reset = stateful_model(), stateful_model(), stateful_model()
+    with_callback.fit(windows, epochs=3, verbose=0, callbacks=[ResetStatesCallback()])
+    for _ in range(3):
+        by_hand.reset_states()
+        by_hand.fit(windows, epochs=1, verbose=0)
+    never_reset.fit(windows, epochs=3, verbose=0)
+    for a, b in zip(with_callback.get_weights(), by_hand.get_weights(), strict=True):
+        numpy.testing.assert_array_equal(a, b)
+    assert not numpy.array_equal(with_callback.get_weights()[0], never_reset.get_weights()[0])

@@ -110,6 +110,26 @@ def test_functional_model_with_two_inputs_trains_from_batches_of_lists():
         numpy.testing.assert_array_equal(wa, wb)
 
 
+class ArrayLike:
+    """Iterable, but array data (as a pandas DataFrame is): NumPy converts it with ``__array__``."""
+
+    def __init__(self, a):
+        self.a = a
+
+    def __array__(self, dtype=None, copy=None):
+        return self.a if dtype is None else self.a.astype(dtype)
+
+    def __iter__(self):
+        return iter(self.a)
+
+
+def test_an_iterable_that_numpy_converts_is_array_data_not_batches():
+    from_arrays, from_array_likes = model_and_weights(), model_and_weights()
+    from_arrays.fit(X, Y, batch_size=B, shuffle=False, verbose=0)
+    from_array_likes.fit(ArrayLike(X), ArrayLike(Y), batch_size=B, shuffle=False, verbose=0)
+    assert_same_weights(from_array_likes, from_arrays)
+
+
 # --- steps_per_epoch and running out -----------------------------------------------------------
 def test_steps_per_epoch_takes_the_next_batches_of_one_running_generator():
     log = []

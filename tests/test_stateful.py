@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy
 import pytest
-from helpers import assert_close, randomize_params
+from helpers import DATA, assert_close, randomize_params
 
 import tinyrnn
 from tinyrnn import backend, gradcheck, seeding
@@ -105,7 +105,7 @@ def test_initial_states_of_the_wrong_count_or_size_are_refused(name):
         layer(x, initial_state=[normal(B, H + 1)] * n)
 
 
-def test_encoder_decoder_trains_with_fit():
+def test_encoder_decoder_trains_with_fit_and_saves(tmp_path):
     """Keras's seq2seq: the encoder's final h, c start the decoder; they are graph inputs with gradients."""
     seeding.set_random_seed(0)
     enc_in, dec_in = tinyrnn.Input(shape=[None, D]), tinyrnn.Input(shape=[None, 2])
@@ -120,6 +120,9 @@ def test_encoder_decoder_trains_with_fit():
     history = model.fit([x_enc, x_dec], y, epochs=30, batch_size=8, verbose=0)
     assert history.history["loss"][-1] < 0.3 * history.history["loss"][0]
     assert not numpy.allclose(encoder.get_weights()[0], kernel)   # trained through h, c alone
+    model.save(tmp_path / "seq2seq.npz")
+    assert_close(load_model(tmp_path / "seq2seq.npz").predict([x_enc, x_dec]), model.predict([x_enc, x_dec]),
+                 0.0, name="loaded")
 
 
 def test_encoder_decoder_gradcheck():
@@ -316,3 +319,20 @@ def test_initial_and_carried_states_on_a_batch_split_over_threads(monkeypatch, n
         gradcheck(twin(name, layer, return_sequences=True), [x[:, :T], *states]).assert_ok(TOL)
     finally:
         backend.set_threads(None)
+
+
+def test_a_stateful_gru_matches_keras_over_three_batches():
+    """Keras 3's stateful GRU (tests/data/make_keras_stateful.py): same weights, three consecutive
+    batches, the same outputs (float32); each batch differs from a fresh start, so the state counts."""
+    keras = numpy.load(DATA / "keras_stateful_gru.npz")
+    layer = GRU(H, return_sequences=True, stateful=True, batch_input_shape=[B, None, D])
+    layer.build((None, None, D))
+    layer.set_weights([keras[f"w{i}"] for i in range(3)])
+    fresh = GRU(H, return_sequences=True)
+    fresh.build((None, None, D))
+    fresh.set_weights(layer.get_weights())
+    for k in range(3):
+        x = backend.asarray(keras[f"x{k}"])
+        assert_close(layer(x), keras[f"y{k}"], 2e-6, name=f"batch {k}")
+        if k:
+            assert numpy.abs(backend.to_numpy(fresh(x)) - keras[f"y{k}"]).max() > 1e-2

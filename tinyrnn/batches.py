@@ -32,8 +32,6 @@ from __future__ import annotations
 
 import collections.abc
 
-import numpy
-
 from tinyrnn import backend, graph, seeding
 
 RAN_OUT = ("Your input ran out of data; interrupting training. Make sure that your dataset or generator can "
@@ -76,8 +74,8 @@ def is_batch_source(x, y=None, targets=True) -> bool:
     its first item is a tuple (``predict``: ``[(x0,), (x1,)]``); otherwise a
     list is array data (nested numbers, or one array per input).
     """
-    if backend.is_array(x) or isinstance(x, (numpy.ndarray, str, bytes, dict)):
-        return False
+    if backend.is_array(x) or isinstance(x, (str, bytes, dict)) or hasattr(x, "__array__"):
+        return False  # array data: NumPy or CuPy arrays, and anything NumPy converts (a DataFrame)
     if isinstance(x, (list, tuple)):
         return (targets and y is None) or (len(x) > 0 and isinstance(x[0], tuple))
     return isinstance(x, collections.abc.Iterator) or hasattr(x, "__iter__")
@@ -116,10 +114,13 @@ class EpochIterator:
     source : ``ArrayBatches`` or the user's iterable of batches.
     steps : int or None, batches per epoch (``steps_per_epoch``); None: one pass.
     what : the argument's name for messages (``"x"``, ``"validation_data"``).
+    prepare : function (batch, step) -> the batch checked and converted for the model
+        (the user's batches); None: batches are ready (arrays checked as a whole).
     """
 
-    def __init__(self, source, steps=None, what="x"):
+    def __init__(self, source, steps=None, what="x", prepare=None):
         self.source, self.steps, self.what = source, steps, what
+        self.prepare = prepare or (lambda batch, step: batch)
         self.one_shot = isinstance(source, collections.abc.Iterator)
         self.iterator = None          # the pass under way
         self.epochs_given = 0

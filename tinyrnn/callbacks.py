@@ -356,7 +356,8 @@ class EarlyStopping(MonitorCallback):
 
 class ModelCheckpoint(MonitorCallback):
     """Save the model at each epoch's end with ``model.save`` (atomic: a crash mid-save
-    leaves the previous file whole), or only when ``monitor`` improved.
+    leaves the previous file whole), or only when ``monitor`` improved. A saved file
+    loads with ``tinyrnn.load_model(path)``.
 
     Parameters
     ----------
@@ -372,8 +373,6 @@ class ModelCheckpoint(MonitorCallback):
         ``model.set_weights([f[k] for k in f.files])`` after ``f = numpy.load(path)``).
     mode : ``"auto"``, ``"min"`` or ``"max"`` (as ``EarlyStopping``).
     initial_value_threshold : float or None, a first ``best`` to beat.
-
-    A saved file loads with ``tinyrnn.load_model(path)``.
     """
 
     def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False, save_weights_only=False,

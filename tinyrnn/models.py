@@ -282,6 +282,13 @@ class Model(Layer):
             callbacks=None, steps_per_epoch=None, validation_steps=None, initial_epoch=0) -> History:
         """Train for ``epochs`` passes over the data; returns a ``History``.
 
+        Bad data is refused with a clear error: arrays before training starts, a
+        batch when it arrives. A generator that runs out before ``epochs`` stops
+        training with Keras's warning. A non-finite loss or gradient stops training
+        with ``TrainingError`` and keeps the weights of the last finite step. Ctrl-C
+        stops at once: an update already begun is finished, a step not yet updating
+        is undone (``train_step``), and ``model.history`` holds the finished epochs.
+
         Parameters
         ----------
         x, y : arrays (B, ...), float array-likes with the same number of rows, y
@@ -302,13 +309,6 @@ class Model(Layer):
         initial_epoch : int, the epoch to start from (to resume a run; logs and
             callbacks count epochs from it).
         verbose : 0 silent, 1 progress bar and one line per epoch, 2 the line only.
-
-        Bad data is refused with a clear error: arrays before training starts, a
-        batch when it arrives. A generator that runs out before ``epochs`` stops
-        training with Keras's warning. A non-finite loss or gradient stops training
-        with ``TrainingError`` and keeps the weights of the last finite step. Ctrl-C
-        stops at once: an update already begun is finished, a step not yet updating
-        is undone (``train_step``), and ``model.history`` holds the finished epochs.
         """
         self._require_compiled("fit")
         epochs = validation.positive_int(epochs, "epochs")
@@ -358,18 +358,14 @@ class Model(Layer):
             if y is not None:
                 raise ValueError(f"{what} is an iterable of batches, which holds the targets too: "
                                  "give y=None (each batch is an (x, y) tuple)")
-            iterator = EpochIterator(x, steps, what)
-            iterator.prepare = self._batch_preparer(what, names)
-            return iterator
+            return EpochIterator(x, steps, what, prepare=self._batch_preparer(what, names))
         if y is None and names[1] is not None:
-            raise ValueError(f"{self.name}: targets are missing: give both arrays, fit(x, y), or make x an "
+            raise ValueError(f"{self.name}: targets are missing: give both arrays (x, y), or make x an "
                              "iterable (a generator) of (x_batch, y_batch) tuples")
         arrays = self._prepare(x, y, names=names) if names[1] is not None else self._prepare(x, names=names)
         source = ArrayBatches(arrays[0], arrays[1] if len(arrays) > 1 else None, batch_size,
                                              shuffle)
-        iterator = EpochIterator(source, steps, what)
-        iterator.prepare = lambda batch, step: batch
-        return iterator
+        return EpochIterator(source, steps, what)
 
     def _batch_preparer(self, what, names):
         """A function (batch, step) -> converted batch: ``_prepare`` with the batch named in errors.

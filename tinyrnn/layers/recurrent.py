@@ -702,6 +702,21 @@ class LNSimpleRNNCell(RNNCell):
         return {"units": self.units, "activation": self.activation.name, "epsilon": self.epsilon}
 
 
+def blend_states(new_states, states, skip_t) -> None:
+    """A masked step carries every state unchanged: for each state s (H, B), in place,
+
+        s_t = m_t s_new + (1 - m_t) s_{t-1}          (m_t = 1 where step t counts, else 0)
+
+    ``skip_t`` (1, B) is 1 - m_t as bools, so the blend copies s_{t-1} into the masked
+    columns of s_new. The cell's tape holds the blend (h_t in ``tape.H[t + 1]``, c_t in
+    ``tape.C[t + 1]``), which is what the next step and the backward read as the state
+    before step t + 1; the cell's own values of a masked step are never needed, since
+    BPTT gives that step a zero gradient (``RNN.backprop``: m to the step, 1 - m past it).
+    """
+    for new, old in zip(new_states, states):
+        backend.xp.copyto(new, old, where=skip_t)
+
+
 class RNN(Layer):
     """Unroll a cell over time: (B, T, D) -> (B, T, H) or (B, H).
 
@@ -728,6 +743,14 @@ class RNN(Layer):
     ``fit``, ``evaluate`` and ``predict`` alike (as in Keras);
     ``reset_states()`` (or ``model.reset_states()``) starts again from zeros.
 
+    Masking (padded sequences): ``forward(x, mask=m)``, m (B, T) bool, True where a step
+    counts. A masked step carries every state unchanged (``blend_states``); the output
+    there repeats the last one (0 before any step counted), or is 0 with
+    ``zero_output_for_mask=True``, as in Keras 3; BPTT splits the gradient of a blended
+    state, m to the cell's step and 1 - m past it. ``compute_mask`` passes the mask on
+    with ``return_sequences``. ``go_backwards=True`` reads the sequence (and the mask)
+    from its end and returns the outputs in that order, as Keras.
+
     After ``backward``, ``hidden_grad_norms`` (T,) holds ||dL/dh_t|| at each
     step: the gradient reaching the hidden state, for vanishing-gradient plots.
 
@@ -738,8 +761,8 @@ class RNN(Layer):
     cell used. The built-in cells take the four phases above.
     """
 
-    def __init__(self, cell, return_sequences=False, return_state=False, stateful=False,
-                 dropout=0.0, recurrent_dropout=0.0, **kwargs):
+    def __init__(self, cell, return_sequences=False, return_state=False, go_backwards=False, stateful=False,
+                 dropout=0.0, recurrent_dropout=0.0, zero_output_for_mask=False, **kwargs):
         super().__init__(**kwargs)
         self.cell = cell
         self.recorded = not isinstance(cell, RNNCell)
@@ -750,7 +773,9 @@ class RNN(Layer):
             self.units = cell.units
         self.return_sequences = return_sequences
         self.return_state = return_state
+        self.go_backwards = bool(go_backwards)
         self.stateful = bool(stateful)
+        self.zero_output_for_mask = bool(zero_output_for_mask)
         self.states = None              # stateful: the states the next batch starts from, each (B, H)
         self.dropout = _rate(dropout)
         self.recurrent_dropout = _rate(recurrent_dropout)
@@ -805,6 +830,13 @@ class RNN(Layer):
         if self.return_state:
             return [y] + [(B, n) for n in self._state_sizes()]
         return y
+
+    def compute_mask(self, inputs, mask=None):
+        """Keras's: the mask goes on with the sequence (``return_sequences``), else stops;
+        with ``return_state`` a list, None for every state."""
+        mask = mask[0] if isinstance(mask, (list, tuple)) else mask      # x's, not the states'
+        out = mask if self.return_sequences else None
+        return [out] + [None] * len(self._state_sizes()) if self.return_state else out
 
     def _state_sizes(self) -> list:
         if not self.recorded:
@@ -890,19 +922,31 @@ class RNN(Layer):
         self.reset_states(states)
 
     # --- a cell in Keras's protocol: recorded steps ------------------------------------
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=None, mask=None):
         """Unroll a Keras-protocol cell, recording every step (BPTT walks the record):
 
             states = initial states (given, carried, zeros, or cell.get_initial_state(batch_size))
             for t in 1..T:  output_t, states = cell(x_t, states)
-        """
+
+        With a mask m (B, T), each step is blended with tinyrnn.ops as in ``blend_states``:
+        states = m_t new + (1 - m_t) states, y_t = m_t output_t + (1 - m_t) y_{t-1} (y_0 = 0;
+        0 in place of y_{t-1} with ``zero_output_for_mask``)."""
         x, given = self._split_inputs(inputs)
         B, T = x.shape[0], x.shape[1]
+        keep = None if mask is None else self._time_mask(mask, B, T).T[..., None].astype(x.dtype)  # (T, B, 1)
+        if self.go_backwards:
+            x, keep = x[:, ::-1], None if keep is None else keep[::-1]
         states = self._step0_states(B, x.dtype, given) or self._initial_states(B, x.dtype)
-        outputs = []
+        outputs, y_prev = [], 0.0
         for t in range(T):
-            output, states = self.cell(x[:, t], states)
-            states = list(states) if isinstance(states, (list, tuple)) else [states]
+            output, new_states = self.cell(x[:, t], states)
+            new_states = list(new_states) if isinstance(new_states, (list, tuple)) else [new_states]
+            if keep is not None:                            # m new + (1 - m) old, recorded
+                m = keep[t]
+                new_states = [new * m + old * (1 - m) for new, old in zip(new_states, states)]
+                output = output * m if self.zero_output_for_mask else output * m + y_prev * (1 - m)
+                y_prev = output
+            states = new_states
             outputs.append(output)
         self._carry([s.data if isinstance(s, graph.Value) else s for s in states])
         y = ops.stack(outputs, axis=1) if self.return_sequences else outputs[-1]
@@ -918,13 +962,17 @@ class RNN(Layer):
         return [backend.xp.zeros((B, n), dtype) for n in self._state_sizes()]
 
     # --- forward: phases 1 and 2 -------------------------------------------------
-    def forward(self, x, training=False):
+    def forward(self, x, training=False, mask=None):
+        """x (B, T, D), or [x, *initial_states]; mask (B, T) bool or None -> y (see the class)."""
         if self.recorded:
-            return super().forward(x, training=training)    # Layer.forward: call() above, recorded
+            return self._forward_recorded(x, training, mask)
         x, given = self._split_inputs(x)                     # x, or [x, *initial_states]
         self._check_input(x)
         B, T, D = x.shape
         start = self._step0_states(B, x.dtype, given)        # each (B, H), or None: zeros
+        keep = None if mask is None else self._time_mask(mask, B, T).T[:, None, :]  # (T, 1, B)
+        if self.go_backwards:                                # the sequence read from its end
+            x, keep = x[:, ::-1], None if keep is None else keep[::-1]
         in_mask, rec_mask = self._dropout_masks(B, D, x.dtype, training)
         X = x.transpose(1, 2, 0)                          # (T, D, B): time-major, feature-major
         if in_mask is not None:
@@ -933,20 +981,25 @@ class RNN(Layer):
         H = backend.xp.zeros((T + 1, self.units, B), x.dtype)  # H[t + 1] = h_t, every part's columns
         runs = backend.parallel_map(
             lambda part: self.unroll(self.cell, X[:, :, part], columns(rec_mask, part), H[:, :, part],
-                                     None if start is None else [s[part] for s in start]), parts)
-        self._remember((X, [tape for tape, _ in runs], parts, in_mask, given is not None))
-        y = H[1:].transpose(2, 0, 1) if self.return_sequences else H[T].T
+                                     None if start is None else [s[part] for s in start],
+                                     columns(keep, part)), parts)
+        shown = None if keep is None else self._shown_outputs(keep, x.dtype)  # (T, 1, B) or None
+        self._remember((X, [tape for tape, _ in runs], parts, in_mask, given is not None, keep, shown))
+        Y = H[1:] if shown is None else H[1:] * shown     # (T, H, B): the outputs y_t
+        y = Y.transpose(2, 0, 1) if self.return_sequences else Y[T - 1].T
         if not (self.return_state or self.stateful):
             return y
         final = [join(part_states).T for part_states in zip(*(states for _, states in runs))]  # each (B, H)
         self._carry(final)
         return [y, *final] if self.return_state else y
 
-    def unroll(self, cell, X, rec_mask, H, start=None):
+    def unroll(self, cell, X, rec_mask, H, start=None, keep=None):
         """Phases 1 and 2 on a batch (or a part of one): X (T, D, B) -> (tape, final states).
 
         The cell writes h_t into ``H[t + 1]`` ((T + 1, H, B)) as ``tape.H``; the states
-        start from ``start`` (each (B, H)) when given, else from zeros (H[0] = h_0 = 0)."""
+        start from ``start`` (each (B, H)) when given, else from zeros (H[0] = h_0 = 0).
+        With ``keep`` (T, 1, B) (the mask), a masked step carries every state unchanged
+        (``blend_states``)."""
         xp = backend.xp
         T, _, B = X.shape
         tape = SimpleNamespace(H=H, rec_mask=rec_mask)
@@ -956,18 +1009,49 @@ class RNN(Layer):
             states = [tape.H[0]] + [xp.zeros((self.units, B), X.dtype) for _ in range(cell.n_states - 1)]
         else:
             states = cell.start_states(tape, start)      # h_0 into tape.H[0] (c_0 into tape.C[0])
+        skip = None if keep is None else ~keep
         with activations.overflow_ignored():             # exp(-z) -> inf is how a sigmoid reaches 0
             for t in range(T):                           # phase 2: the recurrence
-                states = cell.step_forward(t, XW[t], states, tape)
+                new_states = cell.step_forward(t, XW[t], states, tape)
+                if skip is not None:
+                    blend_states(new_states, states, skip[t])
+                states = new_states
         return tape, states
+
+    def _forward_recorded(self, x, training, mask):
+        """``Layer.forward`` (call() on Values, recorded) with the mask handed to call()."""
+        inputs = graph.map_structure(lambda a: graph.Value(a), x)
+        outputs = self._run_call(inputs, training, (), None if mask is None else {"mask": mask})
+        self._check_outputs(inputs, outputs)
+        self._remember((inputs, outputs))
+        return graph.map_structure(lambda v: v.data, outputs)
+
+    def _time_mask(self, mask, B, T):
+        """The mask as a (B, T) bool array, checked: True where a step counts."""
+        mask = backend.xp.asarray(mask)
+        if tuple(mask.shape) != (B, T):
+            raise ValueError(
+                f"{self.name}: the mask must be (B, T) = ({B}, {T}), one flag per sequence and time step "
+                f"of inputs {(B, T)} + (D,), got shape {tuple(mask.shape)}; for (B, T, D) values give "
+                "(x != pad).any(axis=-1), as Masking does"
+            )
+        return mask.astype(bool)
+
+    def _shown_outputs(self, keep, dtype):
+        """Which blended h_t are outputs, (T, 1, B) of 0/1 (Keras's masked outputs):
+        y_t = h_t once a step has counted (before: y_{t-1} from y_0 = 0, so 0), or with
+        ``zero_output_for_mask`` y_t = h_t at kept steps and 0 at masked ones."""
+        if self.zero_output_for_mask:
+            return keep.astype(dtype)
+        return (backend.xp.cumsum(keep, axis=0) > 0).astype(dtype)
 
     # --- backward: phases 3 and 4 ---------------------------------------------------
     def backward(self, dy):
         if self.recorded:
             return super().backward(dy)                      # Layer.backward: the record, in reverse
-        X, tapes, parts, in_mask, states_given = self._recall()
+        X, tapes, parts, in_mask, states_given, keep, shown = self._recall()
         xp, cell = backend.xp, self.cell
-        B = X.shape[2]
+        T, B = X.shape[0], X.shape[2]
         dy, dfinal = (dy[0], list(dy[1:])) if self.return_state else (dy, [])
         dstates = [xp.zeros((self.units, B), X.dtype) for _ in range(cell.n_states)]
         for k, ds in enumerate(dfinal):
@@ -975,11 +1059,14 @@ class RNN(Layer):
                 dstates[k] += ds.T
         dY = dy.transpose(1, 2, 0) if self.return_sequences else None  # (T, H, B)
         if dY is None:
-            dstates[0] += dy.T
+            dstates[0] += dy.T if shown is None else dy.T * shown[T - 1]
+        elif shown is not None:
+            dY = dY * shown                              # y_t = shown_t h_t
         cells = [cell] if len(parts) == 1 else [cell.part_copy() for _ in parts]  # own grads per thread
         runs = backend.parallel_map(
             lambda part_cell, tape, part: self.backprop(part_cell, X[:, :, part], tape, columns(dY, part),
-                                                        [columns(ds, part) for ds in dstates]),
+                                                        [columns(ds, part) for ds in dstates],
+                                                        columns(keep, part)),
             cells, tapes, parts)
         if len(parts) > 1:                               # sum the parts' weight gradients
             for part_cell in cells:
@@ -991,23 +1078,32 @@ class RNN(Layer):
         if in_mask is not None:
             dX *= in_mask
         dx = dX.transpose(2, 0, 1)                       # (B, T, D)
+        if self.go_backwards:
+            dx = dx[:, ::-1]                             # back to the order of x
         if not states_given:                             # zeros, or carried (stateful): a constant
             return dx
         d_start = [join(part_ds).T for part_ds in zip(*(ds for _, _, ds in runs))]  # dL/dh_0 [, dL/dc_0]
         return [dx, *d_start]
 
-    def backprop(self, cell, X, tape, dY, dstates):
+    def backprop(self, cell, X, tape, dY, dstates, keep=None):
         """Phases 3 and 4 on a batch (or a part): dY (T, H, B) or None, dstates the
-        gradients of the final states -> (dX (T, D, B), ||dL/dh_t||^2 per step (T,),
-        the gradients of the step-0 states, each (H, B))."""
+        gradients of the final states, keep (T, 1, B) the mask or None -> (dX (T, D, B),
+        ||dL/dh_t||^2 per step (T,), the gradients of the step-0 states, each (H, B))."""
         xp = backend.xp
         T, B = X.shape[0], X.shape[2]
         tape.H_prev = tape.H[:-1] if tape.rec_mask is None else tape.H[:-1] * tape.rec_mask
         cell.prepare_backward(tape)
         dH = xp.zeros((T, self.units, B), X.dtype) if dY is None else dY.copy(order="C")  # from above
+        m = None if keep is None else keep.astype(X.dtype)  # (T, 1, B): 1 where the step counts
         for t in reversed(range(T)):                     # phase 3: BPTT
             dH[t] += dstates[0]                          # dL/dh_t, all paths: from above and from t + 1
-            dstates = cell.step_backward(t, [dH[t], *dstates[1:]], tape)
+            if m is None:
+                dstates = cell.step_backward(t, [dH[t], *dstates[1:]], tape)
+            else:                                        # through the blend: m to the step, 1 - m past it
+                d_new = [dH[t], *dstates[1:]]
+                past = [d * (1 - m[t]) for d in d_new]
+                d_prev = cell.step_backward(t, [d * m[t] for d in d_new], tape)
+                dstates = [a + b for a, b in zip(d_prev, past)]
         squares = (dH * dH).sum(axis=(1, 2))
         del dH
         cell.accumulate_grads(X, tape)                   # phase 4: weights, all steps at once
@@ -1046,8 +1142,9 @@ class RNN(Layer):
 
     def get_config(self):
         config = {**super().get_config(), "return_sequences": self.return_sequences,
-                  "return_state": self.return_state, "stateful": self.stateful, "dropout": self.dropout,
-                  "recurrent_dropout": self.recurrent_dropout}
+                  "return_state": self.return_state, "go_backwards": self.go_backwards,
+                  "stateful": self.stateful, "zero_output_for_mask": self.zero_output_for_mask,
+                  "dropout": self.dropout, "recurrent_dropout": self.recurrent_dropout}
         if self.stateful:
             config["batch_size"] = self.batch_size          # the fixed batch size the states have
         return config
