@@ -196,6 +196,26 @@ def test_beam_width_1_is_greedy_on_a_fake_model(seed, max_length):
     assert numpy.array_equal(greedy, beam)
 
 
+def test_beam_width_1_is_greedy_where_totals_round_to_a_tie():
+    """After a first step of log-prob -1000, two tokens 1e-14 apart in log-prob give totals that
+    round to the same float (the spacing near 1001 is 1.1e-13): beam search must still take the
+    better one, as greedy's argmax does, not the lower index."""
+    def step(tokens, states):
+        t = int(states[0][0, 0])
+        log_probs = numpy.full((len(tokens), 5), -numpy.inf)
+        if t == 0:
+            log_probs[:, 3] = -1000.0
+        elif t == 1:
+            log_probs[:, 3], log_probs[:, 4] = -1.0, -1.0 + 1e-14
+        else:
+            log_probs[:, END] = 0.0
+        return log_probs, [states[0] + 1]
+    assert -1000.0 + -1.0 == -1000.0 + (-1.0 + 1e-14)                     # the tie the test is about
+    greedy = greedy_decode(step, [numpy.zeros((1, 1))], 1, max_length=5)
+    assert greedy.tolist() == [[3, 4, END]]
+    assert beam_search(step, [numpy.zeros((1, 1))], 1, max_length=5, beam_width=1).tolist() == greedy.tolist()
+
+
 @pytest.mark.parametrize("cell, attention", [("lstm", None), ("gru", "bahdanau"), ("lstm", "luong")])
 def test_beam_width_1_is_greedy_on_encoder_decoders(cell, attention):
     for seed in range(3):

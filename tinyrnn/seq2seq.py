@@ -223,7 +223,8 @@ def beam_search(step, states, batch_size: int, max_length: int, beam_width: int,
     the live ones. Stops when every kept beam has finished, or after ``max_length`` steps.
 
     Returns (B, T) int: each input's best output (its tokens up to ``end``, then ``PAD``).
-    ``beam_width=1`` keeps the argmax at each step: greedy decoding, exactly.
+    ``beam_width=1`` keeps the argmax at each step: greedy decoding, exactly (rounding is
+    monotonic, so a larger log-prob never gets a smaller total, and ties go as in argmax).
     """
     if not isinstance(beam_width, (int, numpy.integer)) or beam_width < 1:
         raise ValueError(f"beam_width must be a positive integer, got {beam_width!r}")
@@ -241,7 +242,9 @@ def beam_search(step, states, batch_size: int, max_length: int, beam_width: int,
         log_probs[finished] = -numpy.inf                                      # finished: only PAD, at 0
         log_probs[finished, PAD] = 0.0
         candidates = (scores.reshape(B * K, 1) + log_probs).reshape(B, K * V)
-        best = numpy.argsort(-candidates, axis=1, kind="stable")[:, :K]       # (B, K), ties: lowest index
+        # the K best by total score; where two totals round to the same number, the one whose
+        # step log-prob is higher (as greedy's argmax), then the lowest index (numpy.lexsort is stable)
+        best = numpy.lexsort((-log_probs.reshape(B, K * V), -candidates), axis=-1)[:, :K]   # (B, K)
         parents = (numpy.arange(B)[:, None] * K + best // V).ravel()          # rows they extend
         tokens = (best % V).ravel()
         scores = numpy.take_along_axis(candidates, best, axis=1)
