@@ -144,6 +144,12 @@ class EncoderDecoder:
         -------
         (log_probs (N, V), new states (same list layout)), plus the attention weights (N, Tx)
         with ``return_attention_scores`` (None without attention).
+
+        Raises
+        ------
+        ValueError
+            States of the wrong number or size for the decoder (the decoder's ``initial_state``
+            check names the shapes it expects and the ones it got).
         """
         tokens = numpy.asarray(tokens)
         *decoder_states, encoder_outputs = states if self.attention is not None else (*states, None)
@@ -174,7 +180,7 @@ class EncoderDecoder:
 
     def attention_weights(self, encoder_ids, max_length: int):
         """Greedy output ids (B, Ty) and the attention weights (B, Ty, Tx) each output step gave
-        each input step (for ``tinyrnn.plot.attention_heatmap``)."""
+        each input step (for ``tinyrnn.plot.plot_attention``)."""
         if self.attention is None:
             raise ValueError("this encoder-decoder has no attention (attention=None): no weights to show")
         states, tokens = self.encode(encoder_ids), numpy.full(len(encoder_ids), START)
