@@ -36,7 +36,8 @@ DOCS_EXTRA = ("mkdocs", "material", "mkdocstrings", "mkdocstrings_handlers.pytho
 OFFLINE_PAGES = ["bptt", "cells/lstm", "cells/gru"]
 EXTERNAL_LOAD = re.compile(r"<(?:script|img|iframe|link)\b[^>]*\b(?:src|href)\s*=\s*[\"']?(?:https?:)?//",
                            re.I)
-COMPOSITION_PAGES = [PAGES / "porting.md", PAGES / "composition.md", PAGES / "data-and-callbacks.md"]
+COMPOSITION_PAGES = [PAGES / "porting.md", PAGES / "composition.md", PAGES / "data-and-callbacks.md",
+                     PAGES / "masking.md"]
 
 
 def _env():

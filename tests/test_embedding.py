@@ -104,9 +104,11 @@ def test_bad_constructor_arguments():
 def test_mask_zero_computes_the_padding_mask():
     ids = numpy.array([[3, 1, 0, 0], [2, 0, 0, 0]])
     layer = Embedding(V, E, mask_zero=True)
-    layer(ids)
-    numpy.testing.assert_array_equal(backend.to_numpy(layer.mask), ids != 0)
+    layer(ids)                                              # builds it
+    y, mask = layer.forward_with_mask(ids, None)            # the mask the next layer gets
+    numpy.testing.assert_array_equal(backend.to_numpy(mask), ids != 0)
     numpy.testing.assert_array_equal(backend.to_numpy(layer.compute_mask(ids)), ids != 0)
+    assert layer.supports_masking and not Embedding(V, E).supports_masking
     assert Embedding(V, E).compute_mask(ids) is None
     with pytest.raises(ValueError, match="plus 1 for the padding id 0"):
         layer(numpy.array([[V]]))

@@ -122,6 +122,7 @@ WITHOUT_PARAMETERS = {  # the other registered layers, built: none may have para
     "RepeatVector": lambda: layers.RepeatVector(2),
     "InputLayer": lambda: layers.InputLayer(input_shape=[T, D]),
     "Activation": lambda: layers.Activation("tanh"),
+    "Masking": lambda: layers.Masking(),
     "Lambda": lambda: layers.Lambda(lambda x: x * 2),
     "Reshape": lambda: layers.Reshape((D, T)),
     "Permute": lambda: layers.Permute((2, 1)),

@@ -66,17 +66,21 @@ class Value:
     ``data``: the array (None for a symbolic value); ``shape``: its shape
     (``None`` for sizes unknown before the data comes); ``node`` and ``index``:
     the call that produced it and which of that call's outputs it is (None for
-    a leaf). Arithmetic operators, ``@`` and indexing are the operations of
-    ``tinyrnn.ops`` (attached there), so ``x[..., :n] * 2 + y`` records as it reads.
+    a leaf); ``mask``: the (B, T) bool mask the value carries, as Keras's
+    ``_keras_mask`` (set by the layer that made it, from its ``compute_mask``;
+    None for no mask, and always None on a symbolic value: a mask depends on
+    the data, so it is computed again on every forward pass). Arithmetic
+    operators, ``@`` and indexing are the operations of ``tinyrnn.ops``
+    (attached there), so ``x[..., :n] * 2 + y`` records as it reads.
     """
 
-    __slots__ = ("data", "shape", "node", "index", "name", "__weakref__")
+    __slots__ = ("data", "shape", "node", "index", "name", "mask", "__weakref__")
     __array_ufunc__ = None  # numpy_array + value calls Value.__radd__, so the call is recorded
 
-    def __init__(self, data=None, shape=None, node=None, index=0, name=None):
+    def __init__(self, data=None, shape=None, node=None, index=0, name=None, mask=None):
         self.data = data
         self.shape = tuple(data.shape) if data is not None else tuple(shape)
-        self.node, self.index, self.name = node, index, name
+        self.node, self.index, self.name, self.mask = node, index, name, mask
 
     @property
     def symbolic(self) -> bool:
@@ -117,7 +121,7 @@ class Variable(Value):
 
     def __init__(self, owner, key):
         self.owner, self.key = owner, key
-        self.node, self.index, self.name = None, 0, key
+        self.node, self.index, self.name, self.mask = None, 0, key, None
 
     @property
     def data(self):

@@ -14,6 +14,13 @@ Classification losses (``SparseCategoricalCrossentropy``,
 ``CategoricalCrossentropy``, ``BinaryCrossentropy``, each with ``from_logits``)
 average over the samples instead: see their docstrings for shapes and formulas.
 
+Masks (Keras's reduction): every loss takes ``mask=``, a bool array of
+``y_pred``'s shape without its last axis ((B, T) for (B, T, D) predictions),
+True for the samples (time steps) that count. The batch loss is then the mean
+over those only, L = sum_s mask_s l_s / sum_s mask_s (0 when none counts), and
+the masked samples get zero gradient. A model passes the mask its output
+carries (``Masking``, ``Embedding(mask_zero=True)``) by itself.
+
 Use ``get("mse")`` (what ``model.compile(loss="mse")`` passes) or an
 instance (``Huber(delta=2.0)``).
 """
@@ -36,16 +43,19 @@ class Loss:
     name = "loss"
     class_ids = False  # True: targets are class ids (SparseCategoricalCrossentropy)
 
-    def __call__(self, y_true, y_pred):
-        """The mean loss over all entries, as a 0-d array of ``y_pred``'s dtype."""
+    def __call__(self, y_true, y_pred, mask=None):
+        """The mean loss over all N entries (over the unmasked samples' entries with ``mask``),
+        as a 0-d array of ``y_pred``'s dtype."""
         y_true, y_pred = _match(y_true, y_pred)
-        return backend.xp.asarray(backend.xp.mean(self.elementwise(y_pred - y_true)))
+        m, n = _mask_and_count(mask, y_pred, self.name, per_sample=y_pred.shape[-1])
+        return backend.xp.asarray(_masked(self.elementwise(y_pred - y_true), m).sum() / n)
 
-    def gradient(self, y_true, y_pred):
-        """dL/dy_pred for the mean loss: ``elementwise_grad(e) / N``, shape of ``y_pred``."""
+    def gradient(self, y_true, y_pred, mask=None):
+        """dL/dy_pred for the mean loss: ``elementwise_grad(e) / N``, shape of ``y_pred``
+        (``mask * elementwise_grad(e) / N_valid`` with a mask)."""
         y_true, y_pred = _match(y_true, y_pred)
-        n = y_pred.size
-        return self.elementwise_grad(y_pred - y_true) / n
+        m, n = _mask_and_count(mask, y_pred, self.name, per_sample=y_pred.shape[-1])
+        return _masked(self.elementwise_grad(y_pred - y_true), m) / n
 
     def elementwise(self, e):
         raise NotImplementedError
@@ -149,6 +159,33 @@ def _match(y_true, y_pred):
     return y_true, y_pred
 
 
+def _mask_and_count(mask, y_pred, who, per_sample=1):
+    """``(m, n)``: the mask on y_pred's entries and the number of entries the mean divides by.
+
+    A sample is one row of y_pred's last axis (shape ``y_pred.shape[:-1]``). Without a
+    mask: m = None and n = samples * per_sample. With one (bool, ``y_pred.shape[:-1]``):
+    m = mask[..., None] as y_pred's dtype and n = (unmasked samples) * per_sample,
+    at least per_sample (a batch with nothing unmasked has loss 0, Keras's divide_no_nan).
+    """
+    if mask is None:
+        samples = y_pred.size // y_pred.shape[-1] if y_pred.ndim and y_pred.shape[-1] else y_pred.size
+        return None, samples * per_sample
+    mask = backend.xp.asarray(mask)
+    if tuple(mask.shape) != tuple(y_pred.shape[:-1]):
+        raise ValueError(
+            f"{who}: the mask has shape {tuple(mask.shape)} but y_pred has shape {tuple(y_pred.shape)}: a "
+            f"loss's mask has one True/False per sample, y_pred's shape without its last axis "
+            f"{tuple(y_pred.shape[:-1])} (for (B, T, D) predictions, one per time step: (B, T))"
+        )
+    m = mask.astype(y_pred.dtype)[..., None]
+    return m, max(int(mask.sum()), 1) * per_sample
+
+
+def _masked(a, m):
+    """``a * m`` with a mask, ``a`` itself without one (the unmasked path does no extra work)."""
+    return a if m is None else a * m
+
+
 # --- classification: cross-entropies ---------------------------------------------
 EPSILON = 1e-7
 """Keras's ``backend.epsilon()``: probabilities are clipped to [EPSILON, 1 - EPSILON] before the log."""
@@ -204,29 +241,33 @@ class CategoricalCrossentropy(_Crossentropy):
     For a softmax output (S = 1, nothing clipped) this is -y/(p N) + 1/N; the
     constant 1/N is in the null space of softmax's Jacobian, whose backward
     turns the whole into the fused gradient (p - y) / N on the logits.
+
+    With ``mask`` (shape ``y_pred.shape[:-1]``), the sums run over the unmasked
+    samples and N counts them; a masked sample's gradient is zero.
     """
 
     name = "categorical_crossentropy"
 
-    def __call__(self, y_true, y_pred):
-        """The mean cross-entropy over the N samples, a 0-d array of ``y_pred``'s dtype."""
+    def __call__(self, y_true, y_pred, mask=None):
+        """The mean cross-entropy over the N samples (the unmasked ones with ``mask``), a 0-d
+        array of ``y_pred``'s dtype."""
         y_true, y_pred = self._targets(y_true, y_pred)
         xp = backend.xp
-        n = y_pred.size // y_pred.shape[-1]
-        return xp.asarray(-(y_true * self._log_probs(y_pred)).sum() / n)
+        weights, n = _mask_and_count(mask, y_pred, self.name)
+        return xp.asarray(-_masked(y_true * self._log_probs(y_pred), weights).sum() / n)
 
-    def gradient(self, y_true, y_pred):
+    def gradient(self, y_true, y_pred, mask=None):
         """dL/dy_pred (shape of ``y_pred``): on the logits, or on the probabilities."""
         y_true, y_pred = self._targets(y_true, y_pred)
         xp = backend.xp
-        n = y_pred.size // y_pred.shape[-1]
+        weights, n = _mask_and_count(mask, y_pred, self.name)
         y_sum = y_true.sum(axis=-1, keepdims=True)
         if self.from_logits:
-            return (_softmax(y_pred) * y_sum - y_true) / n
+            return _masked(_softmax(y_pred) * y_sum - y_true, weights) / n
         s = y_pred.sum(axis=-1, keepdims=True)
         q = y_pred / s
         m = ((q > EPSILON) & (q < 1.0 - EPSILON)).astype(y_pred.dtype)
-        ym = y_true * m
+        ym = _masked(y_true * m, weights)
         return (-ym / xp.clip(q, EPSILON, 1.0 - EPSILON) + ym.sum(axis=-1, keepdims=True)) / (s * n)
 
     def _log_probs(self, y_pred):
@@ -285,13 +326,15 @@ class BinaryCrossentropy(_Crossentropy):
 
         l = -(y log p + (1 - y) log(1 - p)),    dL/dp = m (p - y) / (p (1 - p) N)
 
-    with m = 1 where p was not clipped. L = mean(l) over all N entries.
+    with m = 1 where p was not clipped. L = mean(l) over all N entries (over the
+    entries of the unmasked samples with ``mask``, shape ``y_pred.shape[:-1]``).
     """
 
     name = "binary_crossentropy"
 
-    def __call__(self, y_true, y_pred):
-        """The mean binary cross-entropy over all N entries, a 0-d array of ``y_pred``'s dtype."""
+    def __call__(self, y_true, y_pred, mask=None):
+        """The mean binary cross-entropy over all N entries (the unmasked samples' with ``mask``),
+        a 0-d array of ``y_pred``'s dtype."""
         y_true, y_pred = _match(y_true, self._pred(y_pred))
         xp = backend.xp
         if self.from_logits:
@@ -300,18 +343,19 @@ class BinaryCrossentropy(_Crossentropy):
         else:
             p = xp.clip(y_pred, EPSILON, 1.0 - EPSILON)
             per_entry = -(y_true * xp.log(p) + (1.0 - y_true) * xp.log(1.0 - p))
-        return xp.asarray(xp.mean(per_entry))
+        weights, n = _mask_and_count(mask, y_pred, self.name, per_sample=y_pred.shape[-1])
+        return xp.asarray(_masked(per_entry, weights).sum() / n)
 
-    def gradient(self, y_true, y_pred):
+    def gradient(self, y_true, y_pred, mask=None):
         """dL/dy_pred, shape of ``y_pred``: (p - y) / N on logits, its chain rule on probabilities."""
         y_true, y_pred = _match(y_true, self._pred(y_pred))
         xp = backend.xp
-        n = y_pred.size
+        weights, n = _mask_and_count(mask, y_pred, self.name, per_sample=y_pred.shape[-1])
         if self.from_logits:
-            return (_sigmoid(y_pred) - y_true) / n
+            return _masked(_sigmoid(y_pred) - y_true, weights) / n
         m = ((y_pred > EPSILON) & (y_pred < 1.0 - EPSILON)).astype(y_pred.dtype)
         p = xp.clip(y_pred, EPSILON, 1.0 - EPSILON)
-        return m * (p - y_true) / (p * (1.0 - p) * n)
+        return _masked(m * (p - y_true), weights) / (p * (1.0 - p) * n)
 
 
 def _softmax(z):

@@ -14,6 +14,10 @@ time step, the one that matters for the forecast::
 It is built in under that name, and a user's own function works the same way
 (``metrics=[last_time_step_mse]``), reported under its function name.
 
+Masks: where the model's output carries a mask (B, T), only the time steps
+that count are averaged (``reduce(values, mask)``), and the epoch's mean weighs
+every such step alike, as Keras's metrics do.
+
 Classification: ``sparse_categorical_accuracy`` (class ids), ``categorical_accuracy``
 (one-hot), ``binary_accuracy`` (threshold 0.5), and ``accuracy`` (``"accuracy"`` or
 ``"acc"``), which picks one of those three from the shapes of the targets and predictions.
@@ -146,6 +150,20 @@ def get(identifier) -> tuple[str, object]:
     )
 
 
-def reduce(value) -> float:
-    """The mean of a metric's per-sample values as a Python float (NumPy or CuPy input)."""
-    return float(numpy.mean(backend.to_numpy(value)))
+def reduce(value, mask=None) -> float:
+    """The mean of a metric's per-sample values as a Python float (NumPy or CuPy input).
+
+    With ``mask`` (bool, the values' shape, e.g. (B, T)): the mean over the values
+    where the mask is True only (0.0 when there are none, Keras's divide_no_nan)."""
+    value = backend.to_numpy(value)
+    if mask is None:
+        return float(numpy.mean(value))
+    mask = backend.to_numpy(mask)
+    if mask.shape != value.shape:
+        raise ValueError(
+            f"metric: the mask has shape {mask.shape} but the metric's values have shape {value.shape}: "
+            "a masked output needs a metric with one value per time step (B, T), such as mse or "
+            "accuracy on a sequence output (return_sequences=True)"
+        )
+    valid = int(mask.sum())
+    return float((value * mask).sum() / valid) if valid else 0.0

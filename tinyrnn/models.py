@@ -60,6 +60,7 @@ class Model(Layer):
         self.history = None
         self.inputs = self.outputs = None
         self._nodes = self._layers = None
+        self.output_mask = None    # the mask of the last forward's output (B, T), a list for several
         if inputs is not None or outputs is not None:
             self._init_graph(inputs, outputs)
 
@@ -131,6 +132,20 @@ class Model(Layer):
     def sublayers(self) -> list:
         return self.layers
 
+    def forward(self, x, training: bool = False):
+        """The recorded forward pass (``call`` on Values); ``output_mask`` keeps the masks the
+        outputs carry (computed from this batch), which the loss and the metrics then use."""
+        y = super().forward(x, training=training)
+        outputs = self._cache[1]                         # Layer.forward keeps (inputs, outputs)
+        masks = graph.map_structure(lambda v: v.mask, outputs)
+        self.output_mask = None if all(m is None for m in graph.flatten(masks)) else masks
+        return y
+
+    def compute_mask(self, inputs, mask=None):
+        """The mask of the outputs of the last forward pass (``output_mask``), so a model used as a
+        layer passes on the mask its own layers made (the mask given to it is not used inside)."""
+        return self.output_mask
+
     def _build_for(self, x) -> None:
         """A subclassed model is built by its first forward pass (its layers build on their inputs)."""
         self.built = True
@@ -172,16 +187,20 @@ class Model(Layer):
         return loss, y_pred, grad_norm
 
     def _loss_and_gradient(self, y, y_pred) -> tuple:
-        """The loss (a float) and dL/dy_pred: one loss per output, summed over the outputs."""
+        """The loss (a float) and dL/dy_pred: one loss per output, summed over the outputs.
+
+        An output that carries a mask (``output_mask``, from the last forward) has its
+        masked time steps left out of its loss and their gradient zero, as in Keras."""
         if not isinstance(y_pred, (list, tuple)):
-            return float(self.loss(y, y_pred)), self.loss.gradient(y, y_pred)
+            return _loss_value_and_gradient(self.loss, y, y_pred, self.output_mask)
         ys = list(y) if isinstance(y, (list, tuple)) else [y]
         if len(ys) != len(y_pred):
             raise ValueError(f"{self.name}: the model has {len(y_pred)} outputs but {len(ys)} target "
                              "array(s) were given: pass one target per output, as a list")
         fns = self.loss if isinstance(self.loss, list) else [self.loss] * len(y_pred)
-        return (sum(float(fn(t, p)) for fn, t, p in zip(fns, ys, y_pred)),
-                [fn.gradient(t, p) for fn, t, p in zip(fns, ys, y_pred)])
+        masks = self.output_mask if isinstance(self.output_mask, (list, tuple)) else [None] * len(y_pred)
+        pairs = [_loss_value_and_gradient(fn, t, p, m) for fn, t, p, m in zip(fns, ys, y_pred, masks)]
+        return sum(value for value, _ in pairs), [grad for _, grad in pairs]
 
     def _copy_state(self) -> list:
         return [(owner.state, {k: v.copy() for k, v in owner.state.items()})
@@ -474,10 +493,13 @@ class Model(Layer):
         return numpy.concatenate(outputs, axis=0)
 
     def _metric_values(self, y, y_pred) -> dict:
+        """Each metric's mean on this batch; where the output carries a mask, (mean over the
+        steps that count, their number), so the epoch's mean weighs steps, not rows (Keras's)."""
         if isinstance(y_pred, (list, tuple)):
-            return {f"output_{k}_{name}": metrics.reduce(fn(t, p)) for k, (t, p) in enumerate(zip(y, y_pred))
-                    for name, fn in self.metrics}
-        return {name: metrics.reduce(fn(y, y_pred)) for name, fn in self.metrics}
+            masks = self.output_mask if isinstance(self.output_mask, (list, tuple)) else [None] * len(y_pred)
+            return {f"output_{k}_{name}": _metric_value(fn, t, p, m)
+                    for k, (t, p, m) in enumerate(zip(y, y_pred, masks)) for name, fn in self.metrics}
+        return {name: _metric_value(fn, y, y_pred, self.output_mask) for name, fn in self.metrics}
 
     def _prepare(self, x, y=None, names=("x", "y")):
         """Inputs (and targets) as backend float arrays with the same number of rows:
@@ -659,9 +681,15 @@ class Sequential(Model):
         array, shape (B, ...)
             The last layer's output, ``y_pred``.
         """
+        mask = None                  # a layer's output mask flows to the next (Layer.forward_with_mask)
         with backend.engine_blas():  # small products on one BLAS thread (backend.set_threads)
             for layer in self.layers:
-                x = layer.forward(x, training=training)
+                if mask is None and not layer._makes_masks:   # no mask, none made here: the plain call
+                    x = layer.forward(x, training=training)
+                else:
+                    x, mask = layer.forward_with_mask(x, mask, training)
+        if mask is not None or self.output_mask is not None:   # no write when unchanged (the
+            self.output_mask = mask                              # unmasked path stays as it was)
         return x
 
     def backward(self, dy):
@@ -856,6 +884,20 @@ def _class_ids_as_floats(y, loss):
     return [as_floats(a) for a in y] if several else as_floats(y)
 
 
+def _loss_value_and_gradient(loss, y, y_pred, mask):
+    """(float loss, dL/dy_pred) of one output; with its mask when it carries one."""
+    if mask is None:
+        return float(loss(y, y_pred)), loss.gradient(y, y_pred)
+    return float(loss(y, y_pred, mask=mask)), loss.gradient(y, y_pred, mask=mask)
+
+
+def _metric_value(fn, y, y_pred, mask):
+    """A metric's batch mean, or with a mask (mean over the steps that count, their number)."""
+    if mask is None:
+        return metrics.reduce(fn(y, y_pred))
+    return metrics.reduce(fn(y, y_pred), mask=mask), int(mask.sum())
+
+
 def _first(x):
     """The first array of x (an array, or a list of them for several inputs)."""
     return graph.flatten(x)[0]
@@ -896,21 +938,23 @@ def _norm(g) -> float:
 
 
 class _Totals:
-    """Running means over batches: weighted by batch size, or plain."""
+    """Running means over batches: weighted by batch size, or plain; a value given as
+    (value, weight) has its own weight (a masked metric: its number of steps that count)."""
 
     def __init__(self):
         self.sums, self.counts = {}, {}
 
     def add(self, weight, values: dict):
         for k, v in values.items():
-            self.sums[k] = self.sums.get(k, 0.0) + weight * v
-            self.counts[k] = self.counts.get(k, 0) + weight
+            v, w = v if isinstance(v, tuple) else (v, weight)
+            self.sums[k] = self.sums.get(k, 0.0) + w * v
+            self.counts[k] = self.counts.get(k, 0) + w
 
     def add_unweighted(self, key, value):
         self.add(1, {key: value})
 
     def means(self) -> dict:
-        return {k: self.sums[k] / self.counts[k] for k in self.sums}
+        return {k: self.sums[k] / self.counts[k] if self.counts[k] else 0.0 for k in self.sums}
 
 
 def _progress(batches, description, verbose, total=None):

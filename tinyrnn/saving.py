@@ -277,7 +277,7 @@ def _graph_spec(model) -> dict:
         args = [_reference(a, names, node) for a in node.inputs]
         if isinstance(node.op, LayerCall):
             call = {"layer": layer_index[id(node.op.layer)], "structure": _structure(node.op.structure),
-                    "kwargs": node.op.kwargs}
+                    "kwargs": node.op.kwargs, **({"mask_input": True} if node.op.mask_input else {})}
         else:
             call = {"op": type(node.op).__name__, "config": _op_config(node.op)}
         calls.append({**call, "inputs": args})
@@ -355,7 +355,10 @@ def _build_functional(spec: dict, entries: dict, path: str) -> Model:
         for n, call in enumerate(g["calls"]):
             args = [value(r) for r in call["inputs"]]
             if "layer" in call:
-                outs = layers[call["layer"]](_pack(call["structure"], args), **call["kwargs"])
+                kwargs = dict(call["kwargs"])
+                if call.get("mask_input"):                     # layer(x, mask=m): m is the last input
+                    *args, kwargs["mask"] = args
+                outs = layers[call["layer"]](_pack(call["structure"], args), **kwargs)
             else:
                 outs = graph.apply(_rebuild_op(call), *args)
             for i, out in enumerate(graph.flatten(outs) if isinstance(outs, (list, tuple)) else [outs]):

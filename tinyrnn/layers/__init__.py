@@ -11,6 +11,7 @@ from tinyrnn.layers.core import (
     Input,
     InputLayer,
     Lambda,
+    Masking,
     Permute,
     RepeatVector,
     Reshape,
@@ -38,7 +39,7 @@ _REGISTRY = {
                 BatchNormalization, Conv1D, RNN, SimpleRNN, LSTM, GRU, SimpleRNNCell, LSTMCell, GRUCell,
                 PeepholeLSTMCell, LNSimpleRNNCell, Activation, Lambda, Reshape, Permute, Add, Subtract,
                 Multiply, Average, Maximum, Concatenate, Embedding, Attention, AdditiveAttention,
-                MultiHeadAttention)
+                MultiHeadAttention, Masking)
 }
 
 

@@ -180,7 +180,9 @@ class _DotAttentionBase(Layer):
 
     def compute_mask(self, inputs, mask=None):
         """The query mask: the output has one step per query step (Keras's)."""
-        return None if mask is None else mask[0]
+        if isinstance(mask, (list, tuple)):
+            inputs, mask = _masks_from_inputs(inputs, mask)     # masks that travelled as inputs
+        return None if mask is None or mask[0] is None else backend.xp.asarray(mask[0]) != 0
 
     def _mismatch_error(self, dq, dk, key_given):
         key = "key" if key_given else "value (the key, since no key was given)"

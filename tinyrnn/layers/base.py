@@ -27,6 +27,16 @@ layer's ``call``, or on ``tinyrnn.Input`` in a functional model) records it
 the same way, with one cache per call. Layers and cells assigned as
 attributes are tracked (``sublayers()``), so their weights are the outer
 layer's too.
+
+Masks, the Keras way. A mask (B, T) bool marks the time steps that hold data
+(True) and the padding (False). ``Masking`` and ``Embedding(mask_zero=True)``
+make one (``compute_mask``); a layer that takes it declares
+``forward(x, training=False, mask=None)`` (a recurrent layer skips the masked
+steps); a layer with ``supports_masking`` passes it on to its output (its
+``compute_mask``, by default the mask unchanged); at any other layer the mask
+stops (with a warning, as Keras). ``forward_with_mask`` is that rule, used by
+``Sequential`` and by every recorded call, where a ``Value`` carries its mask.
+The losses and metrics of a model skip the masked steps of its output.
 """
 
 from __future__ import annotations
@@ -36,6 +46,7 @@ import functools
 import inspect
 import itertools
 import re
+import warnings
 from collections import defaultdict
 
 import numpy
@@ -88,6 +99,7 @@ class Layer:
 
     weight_names: tuple[str, ...] = ()
     accepts_integer_inputs = False   # True for a layer fed token ids (Embedding): no float check
+    supports_masking = False         # True: the output carries compute_mask(x, mask) (Keras's flag)
 
     def __init__(self, input_shape=None, name=None, trainable=True, input_dim=None, dtype=None,
                  batch_input_shape=None, batch_size=None, **unexpected):
@@ -107,6 +119,9 @@ class Layer:
         self.state: dict = {}
         self.built = False
         self._cache = None
+        self._makes_masks = type(self).compute_mask is not Layer.compute_mask
+        if self._makes_masks:                 # as Keras: a layer that computes its own mask supports masking
+            self.supports_masking = True
 
     @classmethod
     def argument_names(cls) -> list:
@@ -171,18 +186,72 @@ class Layer:
             return graph.map_structure(lambda v: v.shape, outputs)
         return tuple(input_shape)
 
+    # --- masks --------------------------------------------------------------
+    def compute_mask(self, inputs, mask=None):
+        """The mask of the outputs for these inputs, or None: Keras's ``compute_mask``.
+
+        Parameters
+        ----------
+        inputs : array (B, T, ...) or list of arrays
+            The layer's inputs (the data, not Values).
+        mask : bool array (B, T), or a list (one per input, None where none), or None
+            The mask the inputs carry.
+
+        Returns
+        -------
+        bool array (B, T) or None (a list, one per output, for several outputs)
+            The default passes ``mask`` on unchanged; it is used only where
+            ``supports_masking`` is True (see ``forward_with_mask``).
+        """
+        return mask
+
+    @property
+    def takes_mask(self) -> bool:
+        """Whether the layer consumes a mask: its ``forward`` (or, written the Keras way, its
+        ``call``) has a ``mask`` argument."""
+        return _takes_mask(type(self).call if self.records_call() else type(self).forward)
+
+    def forward_with_mask(self, x, mask, training=False):
+        """``(y, mask of y)``: one forward pass with Keras's mask rule.
+
+        The layer's ``forward`` gets ``mask`` when it takes one (``takes_mask``;
+        the mask must be (B, T), the input's first two axes). The output carries
+        ``compute_mask(x, mask)`` when the layer ``supports_masking``; otherwise
+        the mask stops here (a warning says so when there was one), as in Keras.
+        Without a mask only a layer that makes one (its own ``compute_mask``) is asked.
+        """
+        if mask is None:                      # the usual case: nothing to pass, nothing extra to do
+            y = self.forward(x, training=training)
+            return y, (_mask_or_none(self.compute_mask(x, None))
+                       if self._makes_masks and self.supports_masking else None)
+        if self.takes_mask:
+            check_mask(mask, x, self.name)
+            y = self.forward(x, training=training, mask=mask)
+        else:
+            y = self.forward(x, training=training)
+        if self.supports_masking:
+            return y, _mask_or_none(self.compute_mask(x, mask))
+        if not self.takes_mask:
+            _warn_mask_dropped(self)
+        return y, None
+
     # --- running ----------------------------------------------------------
     def __call__(self, inputs, *args, training=None, **kwargs):
         """Run the layer: on arrays, ``forward``; on ``Value``s, a recorded call.
 
         Symbolic values (``tinyrnn.Input``) give symbolic outputs: the call is a
-        node of a functional model's graph. The layer is built on its first input."""
+        node of a functional model's graph. The layer is built on its first input.
+        ``mask=`` (a (B, T) bool array or Value) is given to a layer that takes one;
+        on Values it overrides the mask the input carries."""
         flat = graph.flatten(inputs)
         if any(isinstance(v, Value) for v in flat) or args:
             return self._call_on_values(inputs, flat, training, args, kwargs)
         if not isinstance(inputs, (list, tuple)) and not self.accepts_integer_inputs:
             inputs = validation.float_dtype(inputs, "x")
         self._build_for(inputs)
+        mask = kwargs.pop("mask", None)
+        if mask is not None:
+            return self.forward_with_mask(inputs, as_mask(mask), bool(training))[0]
         return self.forward(inputs, training=bool(training), **kwargs)
 
     def _build_for(self, inputs) -> None:
@@ -190,7 +259,7 @@ class Layer:
             self.build(graph.map_structure(lambda v: tuple(v.shape), inputs))
             self.built = True
 
-    def forward(self, x, training: bool = False):
+    def forward(self, x, training: bool = False, mask=None):
         """The layer's output for one batch.
 
         A built-in layer computes ``y`` and keeps what its backward pass needs
@@ -206,6 +275,10 @@ class Layer:
         training : bool
             ``True`` during ``fit``: dropout drops, BatchNormalization uses and
             updates the batch statistics. ``False`` for inference.
+        mask : bool array (B, T) or None
+            Only for a layer that takes one (a built-in layer declares it in its
+            own ``forward``): True at the time steps that hold data. The default
+            hands it to ``call`` when call takes ``mask``.
 
         Returns
         -------
@@ -218,7 +291,7 @@ class Layer:
                 "forward(x, training) and backward(dy) written by hand"
             )
         inputs = graph.map_structure(lambda a: Value(a), x)
-        outputs = self._run_call(inputs, training)
+        outputs = self._run_call(inputs, training, kwargs={"mask": mask} if mask is not None else None)
         self._check_outputs(inputs, outputs)
         self._remember((inputs, outputs))
         return graph.map_structure(lambda v: v.data, outputs)
@@ -279,14 +352,31 @@ class Layer:
             if not self.records_call():
                 raise TypeError(f"{self.name}: extra positional arguments go to call(); this layer has none")
             return self._run_call(inputs, training, args, kwargs)
+        kwargs = dict(kwargs)
+        explicit = kwargs.pop("mask", None)
         if graph.any_symbolic(flat):                 # a node of a functional model's graph
-            call = LayerCall(self, inputs, kwargs)
+            mask_input = [explicit] if isinstance(explicit, Value) else []   # replayed with the data
+            if explicit is not None and not mask_input:
+                kwargs["mask"] = explicit            # a fixed array: the same mask on every call
+            call = LayerCall(self, inputs, kwargs, mask_input=bool(mask_input))
             call.output_shapes = self._symbolic_shapes(inputs)
-            return graph.symbolic_outputs(call, flat, call.output_shapes)
+            return graph.symbolic_outputs(call, [*flat, *mask_input], call.output_shapes)
+        mask = _carried_mask(inputs) if explicit is None else as_mask(explicit)
+        if mask is not None and self.takes_mask:
+            check_mask(mask, _data(inputs), self.name)
+            kwargs["mask"] = mask
         if self.records_call():                      # its call() records straight into the outer record
-            return self._run_call(inputs, training, (), kwargs)
-        outputs = graph.apply(LayerCall(self, inputs, kwargs, training), *flat)
-        return list(outputs) if isinstance(outputs, tuple) else outputs
+            outputs = self._run_call(inputs, training, (), kwargs)
+        else:
+            outputs = graph.apply(LayerCall(self, inputs, kwargs, training), *flat)
+            outputs = list(outputs) if isinstance(outputs, tuple) else outputs
+        if mask is None and not self._makes_masks:   # no mask, none made here (forward_with_mask's rule)
+            return outputs
+        if self.supports_masking:
+            _set_masks(outputs, _mask_or_none(self.compute_mask(_data(inputs), mask)))
+        elif mask is not None and not self.takes_mask:
+            _warn_mask_dropped(self)
+        return outputs
 
     def _symbolic_shapes(self, inputs):
         """Output shape(s) on symbolic inputs, from ``compute_output_shape`` (a list for several)."""
@@ -385,8 +475,9 @@ class LayerCall:
     into the record, so every call keeps its own; its backward puts that
     cache back and runs the layer's own ``backward``."""
 
-    def __init__(self, layer, inputs, kwargs=None, training=False):
+    def __init__(self, layer, inputs, kwargs=None, training=False, mask_input=False):
         self.layer, self.structure, self.kwargs, self.training = layer, inputs, dict(kwargs or {}), training
+        self.mask_input = mask_input   # the last input of the node is the mask (layer(x, mask=m))
 
     def forward(self, *arrays):
         inputs = graph.pack_like(self.structure, list(arrays))
@@ -404,11 +495,79 @@ class LayerCall:
         return tuple(graph.flatten(dx))
 
     def replay(self, *values):
-        """Call the layer again on new values (a functional model's forward pass)."""
-        return self.layer(graph.pack_like(self.structure, list(values)), **self.kwargs)
+        """Call the layer again on new values (a functional model's forward pass); their masks,
+        or the mask given as ``layer(x, mask=m)``, computed again for these values, come along."""
+        kwargs = dict(self.kwargs)
+        if self.mask_input:
+            *values, kwargs["mask"] = values
+        return self.layer(graph.pack_like(self.structure, list(values)), **kwargs)
 
     def __repr__(self):
         return self.layer.name
+
+
+def as_mask(mask):
+    """A mask as a backend bool array (from a Value, an array or nested lists of 0/1 or bools); a
+    list of masks (one per input of a layer with several) element by element, None and any
+    other marker kept as they are."""
+    if isinstance(mask, (list, tuple)) and any(m is None or isinstance(m, (Value, str, numpy.ndarray))
+                                               or backend.is_array(m) for m in mask):
+        return [as_mask(m) for m in mask]
+    mask = mask.data if isinstance(mask, Value) else mask
+    if mask is None or isinstance(mask, str):
+        return mask
+    mask = mask if backend.is_array(mask) else backend.xp.asarray(numpy.asarray(mask))
+    return mask if mask.dtype == bool else mask.astype(bool)
+
+
+def check_mask(mask, x, who) -> None:
+    """A mask given to a layer is (B, T): the first two axes of its input ``x``."""
+    if isinstance(x, (list, tuple)) or isinstance(mask, (list, tuple)):
+        return                                            # several inputs: the layer checks its own
+    expected = tuple(x.shape[:2])
+    if tuple(mask.shape) != expected or x.ndim < 2:
+        raise ValueError(
+            f"{who}: the mask has shape {tuple(mask.shape)} but the input has shape {tuple(x.shape)}: "
+            f"a mask holds one True/False per time step, shape (B, T) = {expected}; e.g. "
+            "mask = (x != 0).any(axis=-1) for (B, T, D) inputs padded with zeros"
+        )
+
+
+def _mask_or_none(masks):
+    """None for no mask, also for a list of Nones (one per output: a recurrent layer's states)."""
+    if isinstance(masks, (list, tuple)) and all(m is None for m in graph.flatten(masks)):
+        return None
+    return masks
+
+
+def _data(inputs):
+    """The arrays of the input Values (as the layer's forward sees them)."""
+    return graph.map_structure(lambda v: v.data if isinstance(v, Value) else v, inputs)
+
+
+def _carried_mask(inputs):
+    """The mask the input Value carries (a list, one per input, for several; None for none)."""
+    masks = graph.map_structure(lambda v: getattr(v, "mask", None), inputs)
+    return None if all(m is None for m in graph.flatten(masks)) else masks
+
+
+def _set_masks(outputs, masks) -> None:
+    """Each output Value carries its mask (Keras's ``_set_mask_metadata``: one mask per output)."""
+    if masks is None:
+        return
+    flat_outputs = graph.flatten(outputs)
+    flat_masks = graph.flatten(masks) if isinstance(masks, (list, tuple)) else [masks]
+    for value, mask in zip(flat_outputs, flat_masks):
+        if isinstance(value, Value) and value.mask is None:
+            value.mask = mask
+
+
+def _warn_mask_dropped(layer) -> None:
+    warnings.warn(
+        f"Layer {layer.name!r} ({type(layer).__name__}) received an input with a mask, but it does not "
+        "support masking: the mask stops here and the layers (and the loss) after it do not see it",
+        stacklevel=3,
+    )
 
 
 def _symbolic_inputs(input_shape):
@@ -448,6 +607,11 @@ def _own_names(owner) -> list:
 def _own_weights(owner) -> list:
     weights = {**owner.params, **getattr(owner, "state", {})}
     return [weights[k] for k in _own_names(owner)]
+
+
+@functools.cache
+def _takes_mask(method) -> bool:
+    return "mask" in inspect.signature(method).parameters
 
 
 @functools.cache

@@ -1,5 +1,5 @@
-"""Core layers: Dense, Flatten, TimeDistributed, Dropout, RepeatVector, InputLayer, and for
-composing: Input, Activation, Lambda, Reshape, Permute."""
+"""Core layers: Dense, Flatten, TimeDistributed, Dropout, RepeatVector, InputLayer, Masking, and
+for composing: Input, Activation, Lambda, Reshape, Permute."""
 
 from __future__ import annotations
 
@@ -39,6 +39,7 @@ class Dense(Layer):
     """
 
     weight_names = ("kernel", "bias")
+    supports_masking = True   # per time step: a (B, T) mask passes on unchanged
 
     def __init__(self, units, activation=None, use_bias=True, **kwargs):
         super().__init__(**kwargs)
@@ -104,6 +105,8 @@ class TimeDistributed(Layer):
     gradients sum over B and T.
     """
 
+    supports_masking = True
+
     def __init__(self, layer, **kwargs):
         super().__init__(**kwargs)
         if not isinstance(layer, Layer):
@@ -153,6 +156,8 @@ class Dropout(Layer):
     Masks come from tinyrnn's seeded generator.
     """
 
+    supports_masking = True
+
     def __init__(self, rate, **kwargs):
         super().__init__(**kwargs)
         self.rate = _rate(rate)
@@ -171,6 +176,43 @@ class Dropout(Layer):
 
     def get_config(self):
         return {**super().get_config(), "rate": self.rate}
+
+
+class Masking(Layer):
+    """Mark the padded time steps: those whose features all equal ``mask_value`` (Keras's ``Masking``).
+
+    Shapes: x (B, T, D) -> y (B, T, D) and the mask (B, T) for the next layers.
+
+        keep[b, t] = any over d of (x[b, t, d] != mask_value)       (B, T) bool: the mask
+        y = x * keep[..., None]          (a masked step outputs zeros, as in Keras)
+        dx = dy * keep[..., None]        (no gradient reaches a masked step)
+
+    A recurrent layer after it skips the masked steps, and the model's loss and
+    metrics ignore them (see ``Layer.forward_with_mask``).
+    """
+
+    supports_masking = True
+
+    def __init__(self, mask_value=0.0, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(mask_value, bool) or not isinstance(mask_value, (int, float)):
+            raise TypeError(f"Masking: mask_value must be a number, got {mask_value!r}")
+        self.mask_value = float(mask_value)
+
+    def compute_mask(self, inputs, mask=None):
+        """``any(x != mask_value, axis=-1)``: (B, T, D) -> (B, T) bool, True where a step holds data."""
+        return backend.xp.any(inputs != self.mask_value, axis=-1)
+
+    def forward(self, x, training=False):
+        keep = self.compute_mask(x)[..., None].astype(x.dtype)   # (B, T, 1): 1 keep, 0 masked
+        self._remember(keep)
+        return x * keep
+
+    def backward(self, dy):
+        return dy * self._recall()                               # (B, T, D)
+
+    def get_config(self):
+        return {**super().get_config(), "mask_value": self.mask_value}
 
 
 class RepeatVector(Layer):
@@ -229,6 +271,8 @@ def Input(shape=None, batch_size=None, name=None, dtype=None, batch_shape=None):
 
 class Activation(Layer):
     """An activation as a layer: y = f(x);  dx = f'(x) dy (read from the cached y)."""
+
+    supports_masking = True
 
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)

@@ -35,9 +35,9 @@ class Embedding(Layer):
     [0, input_dim) a ValueError naming it.
 
     ``mask_zero=True`` reserves id 0 for padding (so input_dim must count it:
-    vocabulary size + 1), and ``compute_mask(ids)`` gives ``ids != 0``. For now
-    the mask is only computed: passing it on to the next layers (recurrent
-    layers skipping padded steps) is a later part of issue 12.
+    vocabulary size + 1), and ``compute_mask(ids)`` gives ``ids != 0``: the
+    mask (B, T) that flows to the next layers, so a recurrent layer skips the
+    padded steps and the model's loss ignores them (Keras's ``mask_zero``).
     ``input_length`` is accepted for Keras 2 code and ignored.
     """
 
@@ -56,8 +56,8 @@ class Embedding(Layer):
                              f"expected one of {', '.join(_INITIALIZERS)} or a function of the shape")
         self.embeddings_initializer = embeddings_initializer
         self.mask_zero = bool(mask_zero)
+        self.supports_masking = self.mask_zero       # as Keras: only mask_zero makes (and passes) a mask
         self.input_length = input_length
-        self.mask = None
 
     def build(self, input_shape):
         init = self.embeddings_initializer
@@ -69,11 +69,13 @@ class Embedding(Layer):
     def compute_output_shape(self, input_shape):
         return (*input_shape, self.output_dim)
 
-    def compute_mask(self, ids):
-        """``ids != 0`` (same shape as ids, bool) with ``mask_zero``, else None (as Keras)."""
+    def compute_mask(self, inputs, mask=None):
+        """``ids != 0`` (the ids' shape, bool) with ``mask_zero``, else None (as Keras); any
+        incoming ``mask`` is ignored: the ids alone say where the padding is."""
         if not self.mask_zero:
             return None
-        return self.token_ids(ids) != 0
+        ids = inputs if backend.is_array(inputs) and inputs.dtype.kind in "iu" else self.token_ids(inputs)
+        return ids != 0
 
     def token_ids(self, ids):
         """``ids`` checked and as an integer array: whole numbers in [0, input_dim)."""
@@ -103,7 +105,6 @@ class Embedding(Layer):
 
     def forward(self, ids, training=False):
         ids = self.token_ids(ids)                          # (B, ...) integers
-        self.mask = self.compute_mask(ids)
         self._remember(ids)
         return self.params["embeddings"][ids]              # (B, ..., output_dim)
 

@@ -31,6 +31,7 @@ class _Merge(Layer):
     """Base: checks the list of inputs, keeps their shapes for the backward."""
 
     n_inputs = None  # a fixed number of inputs (Subtract: 2), else any n >= 2
+    supports_masking = True
 
     def build(self, input_shape):
         shapes = [tuple(s) for s in input_shape] if _is_list_of_shapes(input_shape) else None
@@ -48,6 +49,12 @@ class _Merge(Layer):
             raise ValueError(f"{self.name}: inputs of shapes {[tuple(s) for s in input_shape]} cannot be "
                              "merged: each axis must match or be 1") from None
         return out
+
+    def compute_mask(self, inputs, mask=None):
+        """Keras's: a step counts where it counts in any input (logical or); None when an input has none."""
+        if mask is None or any(m is None for m in mask):
+            return None
+        return functools.reduce(backend.xp.logical_or, mask)
 
     def forward(self, xs, training=False):
         if not isinstance(xs, (list, tuple)):
@@ -135,6 +142,17 @@ class Concatenate(_Merge):
         out = list(shapes[0])
         out[axis] = None if None in sizes else int(numpy.sum(sizes))
         return tuple(out)
+
+    def compute_mask(self, inputs, mask=None):
+        """Keras's: each input's mask (all True for an input without one) spread over its own entries,
+        joined on ``axis``, then any over the last axis."""
+        if mask is None or all(m is None for m in mask):
+            return None
+        xp = backend.xp
+        full = [xp.ones(x.shape, bool) if m is None else
+                (xp.broadcast_to(m[..., None], x.shape) if m.ndim < x.ndim else m)
+                for x, m in zip(inputs, mask)]
+        return xp.any(xp.concatenate(full, axis=self.axis), axis=-1)
 
     def merge(self, xs):
         return backend.xp.concatenate(xs, axis=self.axis), [x.shape[self.axis] for x in xs]

@@ -52,6 +52,7 @@ class LayerNormalization(Layer):
     """
 
     weight_names = ("gamma", "beta")
+    supports_masking = True
 
     def __init__(self, axis=-1, epsilon=1e-3, center=True, scale=True, **kwargs):
         super().__init__(**kwargs)
@@ -136,6 +137,7 @@ class BatchNormalization(Layer):
     """
 
     weight_names = ("gamma", "beta", "moving_mean", "moving_variance")
+    supports_masking = True   # the mask passes on (Keras also leaves masked steps out of batch statistics)
 
     def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True, **kwargs):
         super().__init__(**kwargs)

@@ -177,7 +177,9 @@ class RNNCell:
         """Step t: xw_t (G, B), states list of (H, B) -> the new states.
 
         Writes h_t into ``tape.H[t + 1]`` (and returns it as new_states[0]);
-        keeps on ``tape`` whatever ``step_backward`` will need.
+        keeps on ``tape`` whatever ``step_backward`` will need. The new states are
+        arrays of their own, never the given ones changed in place: under a mask the
+        wrapper blends them with the given ones (``blend_states``).
         """
         raise NotImplementedError
 
