@@ -81,18 +81,66 @@ def test_gradcheck_through_the_loss():
     report.assert_ok(TOL)
 
 
+def test_padding_at_the_end_of_the_targets_does_not_count():
+    """Embedding(mask_zero=True) on the decoder's inputs masks their padded steps, and the targets
+    have the same length (start + y vs y + end): the loss is the mean over the real steps only, and
+    targets written at padded steps change neither the loss nor any gradient."""
+    model = small_model("lstm", "luong", seed=16)
+    model.model.compile(loss="sparse_categorical_crossentropy", optimizer="adam")
+    vocabulary = dates.CharVocabulary("abcd"[:V_OUT - 3])
+    decoder_inputs, targets = seq2seq.teacher_forcing(vocabulary, ["abc", "a"])      # (2, 4): row 1 padded
+    encoder_ids = token_ids(17, (B, TX), V_IN)
+    other = targets.copy()
+    other[1, 2:] = 3                                                                 # any ids where padded
+    real = decoder_inputs != PAD
+
+    def loss_and_gradients(y):                  # as a training step computes them (fit's path)
+        with backend.float_precision("float64"):
+            model.model.zero_grads()
+            y_pred = model.model.forward([encoder_ids, decoder_inputs])
+            numpy.testing.assert_array_equal(model.model.output_mask, real)     # the mask reached the end
+            value, dy = model.model._loss_and_gradient(y, y_pred)
+            model.model.backward(dy)
+            assert value == pytest.approx(model.model.evaluate([encoder_ids, decoder_inputs], y), rel=1e-12)
+            return value, y_pred, [g.copy() for layer in model.model.layers for g in layer.grads.values()]
+
+    value, y_pred, grads = loss_and_gradients(targets)
+    value_other, _, grads_other = loss_and_gradients(other)
+    cross_entropy = -numpy.log(numpy.take_along_axis(y_pred, targets[..., None], axis=-1)[..., 0])
+    assert value == pytest.approx(cross_entropy[real].mean(), rel=1e-12)             # 6 real steps of 8
+    assert value_other == value
+    for g, g_other in zip(grads, grads_other):
+        numpy.testing.assert_array_equal(g, g_other)
+
+
+def test_a_recurrent_layer_given_initial_states_reads_the_mask_of_its_inputs():
+    """Called on [x, h, c], a layer receives one mask per input (the states' are None): the
+    inputs' mask is the time mask (Keras's mask[0])."""
+    layer = tinyrnn.layers.LSTM(H, return_sequences=True)
+    rng = numpy.random.default_rng(18)
+    x, h, c = rng.normal(size=(B, TX, E)), rng.normal(size=(B, H)), rng.normal(size=(B, H))
+    mask = numpy.array([[True] * TX, [True] * 2 + [False] * (TX - 2)])
+    layer([x, h, c])                                                      # built
+    numpy.testing.assert_array_equal(layer.forward([x, h, c], mask=[mask, None, None]),
+                                     layer.forward([x, h, c], mask=mask))
+
+
 # --- inference: the step loop is the teacher-forced model, one step at a time -------------------------
 @pytest.mark.parametrize("cell, attention", [("lstm", None), ("gru", "luong"), ("lstm", "bahdanau")])
 def test_decoding_steps_equal_teacher_forcing(cell, attention):
-    """Fed the same previous tokens, the one-step loop (states carried) gives the model's outputs."""
+    """Fed the same previous tokens, the one-step loop (states carried) gives the model's outputs
+    (at every real step: the second row is padded at its end, and padded steps are masked)."""
     model = small_model(cell, attention, seed=11)
-    encoder_ids, decoder_ids = token_ids(12, (B, TX), V_IN), token_ids(13, (B, TY), V_OUT)
+    encoder_ids = token_ids(12, (B, TX), V_IN)
+    decoder_ids = 1 + token_ids(13, (B, TY), V_OUT - 1)                        # no padding inside
+    decoder_ids[1, TY - 2:] = PAD
     with backend.float_precision("float64"):
         full = numpy.log(model.model.predict([encoder_ids, decoder_ids]))       # (B, Ty, V)
         states = model.encode(encoder_ids)
         for t in range(TY):
             log_probs, states = model.decode_step(decoder_ids[:, t], states)
-            numpy.testing.assert_allclose(log_probs, full[:, t], rtol=1e-12, atol=1e-12)
+            real = decoder_ids[:, t] != PAD
+            numpy.testing.assert_allclose(log_probs[real], full[real, t], rtol=1e-12, atol=1e-12)
 
 
 def test_decoding_n_tokens_costs_n_decoder_steps():

@@ -30,7 +30,11 @@ Beam search keeps the K best partial outputs (by total log-probability) instead 
 ``step(tokens, states) -> (log_probs, new_states)``, so they are tested on a small fake model.
 
 Inputs are padded on the left (``pad_left``), so the encoder's last step is always the
-last character, and no mask is needed for its final state to be right.
+last character, and no mask is needed for its final state to be right. Decoder inputs and
+targets are padded on the right, to the same length (start + y and y + end): the decoder's
+``Embedding(mask_zero=True)`` masks the padded steps, and the mask flows through the decoder
+(masked steps carry its states), the attention (as the query mask) and the output layer to
+the loss, which leaves them out (masked sparse cross-entropy).
 """
 
 from __future__ import annotations
@@ -97,7 +101,8 @@ class EncoderDecoder:
         self.encoder_embedding = Embedding(input_vocabulary_size, embedding_dim, name="encoder_embedding")
         self.encoder = recurrent(units, return_sequences=attention is not None, return_state=True,
                                  name="encoder")
-        self.decoder_embedding = Embedding(target_vocabulary_size, embedding_dim, name="decoder_embedding")
+        self.decoder_embedding = Embedding(target_vocabulary_size, embedding_dim, mask_zero=True,
+                                           name="decoder_embedding")
         self.decoder = recurrent(units, return_sequences=True, return_state=True, name="decoder")
         self.attention = None if attention is None else ATTENTIONS[attention](name="attention")
         self.concatenate = Concatenate(name="decoder_and_context")
