@@ -277,7 +277,7 @@ def test_fit_on_a_stateful_model_with_a_fixed_batch():
     model.compile(loss="mse", optimizer="adam")
     x, y = normal(8, T, D), normal(8, 1)
     model.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0)
-    with pytest.raises(ValueError, match=r"got a batch of 2"):
+    with pytest.raises(ValueError, match=r"6 sequences in batches of 4: give batch_size=4"):
         model.fit(x[:6], y[:6], epochs=1, batch_size=4, verbose=0)
 
 
@@ -336,3 +336,18 @@ def test_a_stateful_gru_matches_keras_over_three_batches():
         assert_close(layer(x), keras[f"y{k}"], 2e-6, name=f"batch {k}")
         if k:
             assert numpy.abs(backend.to_numpy(fresh(x)) - keras[f"y{k}"]).max() > 1e-2
+
+
+@pytest.mark.parametrize("rows, batch_size", [(7, 2), (8, 4)])
+def test_fit_refuses_a_stateful_batch_mismatch_before_any_step(rows, batch_size):
+    """7 rows end in a batch of 1; batch_size 4 is not the layer's 2: refused up front, weights untouched."""
+    seeding.set_random_seed(0)
+    model = Sequential([GRU(H, stateful=True, batch_size=2, input_shape=[None, D]), Dense(1)])
+    model.compile(loss="mse", optimizer="sgd")
+    x, y = numpy.ones((rows, T, D), "float32"), numpy.ones((rows, 1), "float32")
+    model.build((2, T, D))
+    before = [w.copy() for w in model.get_weights()]
+    with pytest.raises(ValueError, match=r"stateful with batches of 2 .* batch_size=2"):
+        model.fit(x, y, batch_size=batch_size, shuffle=False, verbose=0)
+    for w, b in zip(model.get_weights(), before):
+        numpy.testing.assert_array_equal(w, b)

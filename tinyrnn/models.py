@@ -382,9 +382,25 @@ class Model(Layer):
             raise ValueError(f"{self.name}: targets are missing: give both arrays (x, y), or make x an "
                              "iterable (a generator) of (x_batch, y_batch) tuples")
         arrays = self._prepare(x, y, names=names) if names[1] is not None else self._prepare(x, names=names)
+        self._check_stateful_batches(_first(arrays[0]).shape[0], batch_size, what)
         source = ArrayBatches(arrays[0], arrays[1] if len(arrays) > 1 else None, batch_size,
                                              shuffle)
         return EpochIterator(source, steps, what)
+
+    def _check_stateful_batches(self, n, batch_size, what) -> None:
+        """A stateful layer takes batches of one size (row b continues row b): refuse arrays that
+        would end in a shorter batch, or a batch_size other than the layer's, before any step runs."""
+        first = min(batch_size, n)                       # the size of the first batch
+        for layer in _walk_layers(self.layers):
+            if not getattr(layer, "stateful", False):
+                continue
+            size = layer.batch_size or first
+            if first != size or n % size:
+                raise ValueError(
+                    f"{layer.name} is stateful with batches of {size} sequences (row b of a batch continues "
+                    f"row b of the one before), but {what} has {n} sequences in batches of {batch_size}: "
+                    f"give batch_size={size} and a number of sequences divisible by {size} (cut the data "
+                    "into that many contiguous streams, e.g. tinyrnn.text.StatefulBatches)")
 
     def _batch_preparer(self, what, names):
         """A function (batch, step) -> converted batch: ``_prepare`` with the batch named in errors.
@@ -858,6 +874,14 @@ def _stateful_kept(layers):
     finally:
         for layer, (states, batch_size) in zip(stateful, saved):
             layer.states, layer.batch_size = states, batch_size
+
+
+def _walk_layers(layers):
+    """Every layer, and the layers inside wrappers and nested models, depth first."""
+    for layer in layers:
+        yield layer
+        if hasattr(layer, "sublayers"):
+            yield from _walk_layers(layer.sublayers())
 
 
 def _unpack_singleton(x):
