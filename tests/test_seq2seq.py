@@ -341,7 +341,9 @@ def test_translation_chapter_quick_run(tmp_path):
     for name in ("translation.md", "translation.json", "translation_attention.png",
                  "translation_learning_curves.png"):
         assert (tmp_path / name).stat().st_size > 0
-    assert "| attention |" in (tmp_path / "translation.md").read_text()
+    text = (tmp_path / "translation.md").read_text()
+    assert "| attention |" in text
+    assert all(f"]({name})" in text for name, _ in translation_chapter.FIGURES)
 
 
 def test_unknown_characters_in_a_date_are_named_with_the_vocabulary():

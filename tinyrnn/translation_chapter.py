@@ -178,15 +178,22 @@ def learning_curves_figure(report):
 
 def write_report(report, attention_model, vocabularies, out: pathlib.Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    attention_figure(attention_model, report["heatmap_input"], vocabularies).savefig(
-        out / "translation_attention.png", dpi=100)
-    learning_curves_figure(report).savefig(out / "translation_learning_curves.png", dpi=100)
+    (attention_file, _), (curves_file, _) = FIGURES
+    heatmap = attention_figure(attention_model, report["heatmap_input"], vocabularies)
+    heatmap.savefig(out / attention_file, dpi=100)
+    learning_curves_figure(report).savefig(out / curves_file, dpi=100)
     (out / "translation.json").write_text(json.dumps(report, indent=1))
     (out / "translation.md").write_text(report_section(report))
 
 
-def report_section(report) -> str:
-    """The Markdown of the experiments: the table, the longest formats, greedy vs beam."""
+FIGURES = (("translation_attention.png", "Attention weights of the longest test input"),
+           ("translation_learning_curves.png", "Learning curves of the plain and the attention model"))
+"""The figures ``write_report`` saves beside the report: (file name, caption)."""
+
+
+def report_section(report, figures: bool = True) -> str:
+    """The Markdown of the experiments: the table, the longest formats, greedy vs beam, and
+    (``figures``) links to ``FIGURES``, which ``write_report`` saves in the same folder."""
     m = report["models"]
     lines = ["## Translation: dates to ISO format", "",
              f"{report['sizes']['n_train']} training pairs, {report['sizes']['n_test']} test pairs (seed "
@@ -214,6 +221,9 @@ def report_section(report) -> str:
     for row in report["greedy_vs_beam"]:
         lines.append(f"| {row['input']} | {row['target']} | "
                      + " | ".join(f"{row[f'{n}_greedy']} | {row[f'{n}_beam']}" for n in m) + " |")
+    if figures:
+        for filename, caption in FIGURES:
+            lines += ["", f"![{caption}]({filename})"]
     return "\n".join(lines) + "\n"
 
 
@@ -225,7 +235,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="translation_out", help="report folder (default ./translation_out)")
     args = parser.parse_args(argv)
     report = run(quick=args.quick, seed=args.seed, out=args.out)
-    print(report_section(report))
+    print(report_section(report, figures=False))
     return 0
 
 
