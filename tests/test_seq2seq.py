@@ -341,6 +341,7 @@ def test_translation_chapter_quick_run(tmp_path):
     for name in ("translation.md", "translation.json", "translation_attention.png",
                  "translation_learning_curves.png"):
         assert (tmp_path / name).stat().st_size > 0
+    assert translation_chapter.summary(report).startswith("plain: ")
     text = (tmp_path / "translation.md").read_text()
     assert "| attention |" in text
     assert all(f"]({name})" in text for name, _ in translation_chapter.FIGURES)

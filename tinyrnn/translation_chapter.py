@@ -227,6 +227,13 @@ def report_section(report, figures: bool = True) -> str:
     return "\n".join(lines) + "\n"
 
 
+def summary(report) -> str:
+    """One line: each model's test sequence accuracy, its longest formats' and its training time."""
+    return "; ".join(f"{name}: {r['sequence_accuracy']:.2%} of test dates right "
+                     f"({r['longest_formats_accuracy']:.1%} on the longest formats), trained in "
+                     f"{r['train_seconds']:.0f} s" for name, r in report["models"].items())
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tinyrnn.translation_chapter",
                                      description=__doc__.split("\n")[0])
