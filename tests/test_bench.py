@@ -15,7 +15,7 @@ import pytest
 from tinyrnn import backend, bench, seeding
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-CPU_WORKLOADS = ["W1", "W2-gru", "W2-simplernn", "W3", "W4"]
+CPU_WORKLOADS = ["W1", "W2-gru", "W2-simplernn", "W3", "W4", "char"]
 GPU_WORKLOADS = ["W1-gpu", "W5"]
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 
@@ -165,3 +165,49 @@ def test_keras_ln_cell_is_the_built_in_cell_in_keras_s_protocol():
         weights = [rng.normal(size=w.shape) for w in ref.get_weights()]      # gains and biases random too
         mine.set_weights(weights), ref.set_weights(weights)
         numpy.testing.assert_allclose(mine(x), ref(x), rtol=0, atol=1e-12)
+
+
+def test_char_workload_replays_the_streams_in_order():
+    X, Y = bench.char_data(quick=True)
+    assert X.shape == Y.shape == (6 * 32, 100) and X.dtype.kind == "i"
+    first, second = X[:32], X[32:64]                       # batch 0 and batch 1
+    numpy.testing.assert_array_equal(Y[:32, -1], second[:, 0])   # row b of batch 1 continues row b of batch 0
+    numpy.testing.assert_array_equal(Y[:32, :-1], first[:, 1:])
+    workload = next(w for w in bench.WORKLOADS if w.name == "char")
+    assert not workload.shuffle and workload.batch_size == 32 and workload.optimizer == "nadam"
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="needs torch")
+def test_char_twins_compute_the_same_loss_and_gradients():
+    """The PyTorch twin is the same model: with tinyrnn's weights copied in, the same loss on a batch
+    (float64), and after one Nadam / NAdam step with Keras's defaults, the same weights."""
+    import torch
+
+    from tinyrnn import interop
+
+    X, Y = bench.char_data(quick=True)
+    xb, yb = X[:2, :5], Y[:2, :5]                            # B=2, T=5
+    with backend.float_precision("float64"):
+        seeding.set_random_seed(1)
+        tiny = bench.char_model()
+        tiny.compile(loss="sparse_categorical_crossentropy", optimizer="nadam")
+        tiny.build((None, 5))
+        rng = numpy.random.default_rng(2)
+        tiny.set_weights([w + rng.normal(scale=0.1, size=w.shape) for w in tiny.get_weights()])  # biases too
+        twin = bench.torch_char_model().double()
+        embed, gru, dense = tiny.layers
+        twin.embed.weight.data = torch.from_numpy(numpy.array(embed.get_weights()[0]))
+        twin.gru.load_state_dict(interop.to_torch_state_dict(gru))
+        twin.head.load_state_dict(interop.to_torch_state_dict(dense))
+        trainer = bench.TorchTrainer.__new__(bench.TorchTrainer)
+        workload = next(w for w in bench.WORKLOADS if w.name == "char")
+        bench.TorchTrainer.__init__(trainer, workload, xb, yb, "cpu")
+        trainer.model = twin
+        trainer.optimizer = type(trainer.optimizer)(twin.parameters(), **trainer.optimizer.defaults)
+        torch_loss = trainer.train_on_batch(torch.from_numpy(xb), torch.from_numpy(yb))
+        tiny_loss, _, _ = tiny.train_step(*tiny._prepare(xb, yb))
+        assert tiny_loss == pytest.approx(torch_loss, rel=1e-10)
+        numpy.testing.assert_allclose(dense.get_weights()[0], twin.head.weight.detach().numpy().T,
+                                      rtol=1e-7, atol=1e-10)
+        numpy.testing.assert_allclose(embed.get_weights()[0], twin.embed.weight.detach().numpy(),
+                                      rtol=1e-7, atol=1e-10)

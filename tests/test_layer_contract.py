@@ -24,6 +24,7 @@ from tinyrnn.layers import (
     AdditiveAttention,
     Attention,
     BatchNormalization,
+    Bidirectional,
     Conv1D,
     Dense,
     Embedding,
@@ -35,6 +36,7 @@ from tinyrnn.layers import (
     SimpleRNNCell,
     TimeDistributed,
 )
+from tinyrnn.layers.base import parameter_owners
 
 B, T, D, H = 2, 5, 3, 4
 
@@ -56,6 +58,8 @@ LAYERS = {
     "RNN(PeepholeLSTMCell)": (lambda: RNN(PeepholeLSTMCell(H), return_sequences=True), (B, T, D), False),
     "RNN(LNSimpleRNNCell)": (lambda: RNN(LNSimpleRNNCell(H), return_sequences=True), (B, T, D), False),
     "Embedding": (lambda: Embedding(D, H), (B, T), False),     # token ids in [0, D), repeated
+    "Bidirectional(LSTM, mul)": (lambda: Bidirectional(LSTM(H, return_sequences=True), merge_mode="mul"),
+                                 (B, T, D), False),
     # several inputs: a list of shapes ([query, value] (B, Tq, D), (B, Tv, D))
     "Attention(concat, scaled)": (lambda: Attention(use_scale=True, score_mode="concat"),
                                   [(B, T, D), (B, H, D)], False),
@@ -74,7 +78,8 @@ def built(name, seed=0):
     with backend.float_precision("float64"):
         layer = make()
         layer.build([(None, *s[1:]) for s in shape] if isinstance(shape, list) else (None, *shape[1:]))
-    randomize_params(layer, seed=seed)           # random biases and gains: defaults hide terms
+    for k, owner in enumerate(parameter_owners([layer])):   # Bidirectional: its two directions
+        randomize_params(owner, seed=seed + k)   # random biases and gains: defaults hide terms
     return layer, shape, training
 
 
@@ -92,7 +97,8 @@ def grads_after(layer, x, training, dys):
     for dy in dys:
         layer.forward(x, training=training)
         layer.backward(dy)
-    return {k: backend.to_numpy(g).copy() for k, g in layer.grads.items()}
+    return {f"{owner.name}/{k}": backend.to_numpy(g).copy()
+            for owner in parameter_owners([layer]) for k, g in owner.grads.items()}
 
 
 @pytest.mark.parametrize("name", LAYERS)
@@ -109,9 +115,10 @@ def test_backward_accumulates_over_two_passes(name):
     first = grads_after(layer, x, training, [dy1])
     second = grads_after(layer, x, training, [dy2])
     both = grads_after(layer, x, training, [dy1, dy2])
-    assert sorted(both) == sorted(layer.params) and both
+    names = [f"{owner.name}/{k}" for owner in parameter_owners([layer]) for k in owner.params]
+    assert sorted(both) == sorted(names) and both
     for key in both:
-        if (name, key) not in ZERO_GRADIENTS:
+        if (name, key.split("/")[-1]) not in ZERO_GRADIENTS:
             assert numpy.abs(first[key]).max() > 1e-3 and numpy.abs(second[key]).max() > 1e-3, key
         assert_close(both[key], first[key] + second[key], atol=1e-12, name=f"{name} {key}")
 

@@ -32,7 +32,8 @@ TEACHING_ORDER = [
     "01_data_and_baselines", "02_three_shapes", "03_rnn_cell_by_hand", "04_deep_rnns_and_forecasting_ahead",
     "05_seq2seq_and_timedistributed", "06_unstable_gradients", "07_lstm_and_peepholes", "08_gru",
     "09_conv1d_and_wavenet", "10_mc_dropout_error_bars", "11_running_on_a_gpu",
-    "12_hand_derived_vs_recorded_backward",
+    "12_hand_derived_vs_recorded_backward", "13_characters_to_shakespeare",
+    "14_padding_masking_bidirectional",
 ]
 TEACHING_ORDER += ["15_encoder_decoder_attention"]       # issue 13: encoder, decoder, attention
 

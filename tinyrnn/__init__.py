@@ -9,7 +9,19 @@ follows Keras, so the course's code ports with the import changed::
     from tinyrnn.layers import SimpleRNN, Dense
 """
 
-from tinyrnn import activations, callbacks, data, graph, layers, losses, metrics, ops, optimizers, utils
+from tinyrnn import (
+    activations,
+    callbacks,
+    data,
+    graph,
+    layers,
+    losses,
+    metrics,
+    ops,
+    optimizers,
+    text,
+    utils,
+)
 from tinyrnn.backend import (
     float_precision,
     get_backend,
@@ -20,7 +32,7 @@ from tinyrnn.backend import (
     to_numpy,
 )
 from tinyrnn.gradcheck import gradcheck
-from tinyrnn.layers import Input
+from tinyrnn.layers import Bidirectional, Input
 from tinyrnn.models import History, Model, Sequential, TrainingError
 from tinyrnn.saving import load_model
 from tinyrnn.seeding import set_random_seed
@@ -28,8 +40,10 @@ from tinyrnn.seeding import set_random_seed
 __version__ = "0.1.0"
 
 __all__ = [
+    "Bidirectional",
     "History", "Input", "Model", "Sequential", "TrainingError", "activations", "data", "float_precision",
     "get_backend", "gradcheck", "graph", "layers", "load_model", "losses", "metrics", "ops", "optimizers",
-    "set_backend", "set_blas_threads", "set_floatx", "set_random_seed", "set_threads", "to_numpy", "utils",
+    "set_backend", "set_blas_threads", "set_floatx", "set_random_seed", "set_threads", "text", "to_numpy",
+    "utils",
 ]
 __all__ += ["callbacks"]  # tinyrnn.callbacks: EarlyStopping, ModelCheckpoint, ... (as keras.callbacks)

@@ -2,6 +2,7 @@
 
     python -m tinyrnn chapter                 # every experiment of the course, 20 epochs
     python -m tinyrnn chapter --only lstm,gru # some of them
+    python -m tinyrnn chapter --only text     # the text chapter alone: the character model on Shakespeare
     python -m tinyrnn chapter --quick         # a smoke test (small data, 2 epochs)
     python -m tinyrnn chapter --seeds 5       # the acceptance check: median over seeds 42 to 46
     python -m tinyrnn gradcheck               # every layer's backward against finite differences
@@ -52,6 +53,9 @@ def gradcheck_cases() -> list[tuple[str, object, tuple, bool]]:
          lambda: L.RNN(L.PeepholeLSTMCell(H), return_sequences=True, return_state=True), (B, T, D), False),
         ("RNN(LNSimpleRNNCell), return_sequences",
          lambda: L.RNN(L.LNSimpleRNNCell(H), return_sequences=True), (B, T, D), False),
+        ("Bidirectional(LSTM), merge_mode=mul, return_sequences + return_state",
+         lambda: L.Bidirectional(L.LSTM(H, return_sequences=True, return_state=True), merge_mode="mul"),
+         (B, T, D), False),
         ("Dense on (B, D)", _factory(L.Dense, H), (B, D), False),
         ("Dense(tanh) on (B, T, D)", _factory(L.Dense, H, activation="tanh"), (B, T, D), False),
         ("TimeDistributed(Dense)", lambda: L.TimeDistributed(L.Dense(H, activation="tanh")),
@@ -137,7 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train every experiment of the course chapter (seed 42, 20 epochs, batch 32) on the "
                     "course's data, print the table against the published and Keras 3 figures, and write "
                     "report.md, results.json and PNG figures to --out.",
-        epilog="experiments: " + ", ".join(NAMES))
+        epilog="experiments: " + ", ".join(NAMES) + "; and text (the character model on Shakespeare, "
+               "its own recipe: --epochs does not change it)")
     chapter.add_argument("--only", action="append", metavar="NAME",
                          help="run only these experiments (repeat, or give a comma list)")
     chapter.add_argument("--epochs", type=int, default=None,
@@ -202,11 +207,18 @@ def chapter(args, parser, argv) -> int:
     if args.list:
         for e in course.EXPERIMENTS:
             print(f"{e.name:<15} {e.task:<10} {e.optimizer:<12} {e.architecture}")
+        print(f"{course.TEXT:<15} {'shakespeare':<10} {'nadam':<12} Embedding(39, 16), GRU(128, rs), "
+              "Dense(39, softmax), stateful")
         return 0
+    series, with_text = course.split_text(args.only)
     try:
-        course.select_experiments(args.only)
+        if series != [] or not with_text:
+            course.select_experiments(series)
     except ValueError as err:
         parser.error(str(err))
+    if args.seeds is not None and args.only is not None and with_text:
+        parser.error("--seeds is the series experiments' acceptance check; the text chapter runs once: "
+                     "drop text from --only")
     if args.epochs is not None and args.epochs < 1:
         parser.error(f"--epochs must be at least 1, got {args.epochs}")
     if args.seeds is not None and args.seeds < 1:

@@ -4,7 +4,10 @@ Each workload is one training epoch (Adam, mean squared error, float32) of one
 model on one data set, built once in tinyrnn and, where PyTorch is installed,
 once as the equivalent PyTorch model (same layer sizes, ``batch_first``,
 ``torch.optim.Adam``, ``MSELoss``). Both train on the same arrays, made once
-with ``tinyrnn.data``.
+with ``tinyrnn.data``. The character model ("char") is the exception: Nadam
+(PyTorch: ``NAdam`` with Keras's defaults) and sparse categorical cross-entropy
+(PyTorch: ``cross_entropy`` of the logits) on the tiny-Shakespeare ids of
+``tinyrnn.text``, its batches in stream order, not shuffled.
 
 How the clock is read:
 
@@ -36,15 +39,20 @@ W3             LSTM(256) x 2 + TimeDistributed(Dense(10))                       
                                                                                   32 features, B=64
 W4             WaveNet: Conv1D(20, 2, causal, relu, dilation r) for r in          as W1
                (1, 2, 4, 8) x 2, then Conv1D(10, 1)
+char           the book's character model: Embedding(39, 16), GRU(128, return_        312 x 100 chars,
+               sequences), Dense(39, softmax); Nadam, sparse cross-entropy        32 streams, B=32
 W1-gpu         W1's model, one training step on one batch (GPU only)              B=32
 W5             LSTM(512) x 2 + TimeDistributed(Dense(10)), per training step      256 x 100 steps,
                (GPU only)                                                         64 features
 =============  =================================================================  ==================
 
 W1, W2 and W4 forecast the next 10 values at every step (targets (B, 50, 10));
-W3 and W5 train on random normal data. GPU workloads run when the backend is
-CuPy (``--backend cupy`` or ``TINYRNN_BACKEND=cupy``) and report milliseconds
-per training step; elsewhere they are skipped with a message.
+W3 and W5 train on random normal data. "char" trains on the book's 1,000,000
+training characters cut into 32 streams (``tinyrnn.text.StatefulBatches``):
+312 batches of 32 windows of 100 characters, batch k + 1 continuing batch k.
+GPU workloads run when the backend is CuPy (``--backend cupy`` or
+``TINYRNN_BACKEND=cupy``) and report milliseconds per training step; elsewhere
+they are skipped with a message.
 
 ``--memory`` measures instead the peak memory of one W3 training step (see
 ``peak_memory_w3``) next to the activations BPTT must keep.
@@ -75,13 +83,14 @@ from dataclasses import asdict, dataclass, field
 
 import numpy
 
-from tinyrnn import activations, backend, data, optimizers, seeding
+from tinyrnn import activations, backend, data, optimizers, seeding, text
 from tinyrnn.layers import (
     GRU,
     LSTM,
     RNN,
     Conv1D,
     Dense,
+    Embedding,
     InputLayer,
     Layer,
     LayerNormalization,
@@ -141,6 +150,24 @@ def w5_batch(quick: bool):
     return random_sequences(256, 10 if quick else 100, 64)
 
 
+CHAR_STREAMS, CHAR_LENGTH = 32, 100
+"""The character workload: 32 streams, windows of 100 characters (312 batches an epoch)."""
+
+
+@functools.cache
+def char_data(quick: bool = False) -> tuple[numpy.ndarray, numpy.ndarray]:
+    """The book's training characters as stateful batches, stacked: X, Y int64 (N, 100).
+
+    Rows [32 k, 32 k + 32) are batch k of ``text.StatefulBatches`` (32 streams), so
+    taking the rows in order, 32 at a time, replays the streams; N = 312 x 32
+    (``quick``: the first 20,000 characters, 6 batches).
+    """
+    ids = text.load_shakespeare().train
+    batches = text.StatefulBatches(ids[:20_000] if quick else ids, CHAR_LENGTH, CHAR_STREAMS)
+    xs, ys = zip(*batches)
+    return numpy.concatenate(xs), numpy.concatenate(ys)
+
+
 # --- tinyrnn models -------------------------------------------------------------------
 def stacked_rnn(layer_class, units: int = 20, n_features: int = 1) -> Sequential:
     """Two recurrent layers returning sequences, then Dense(10) at every step.
@@ -151,6 +178,16 @@ def stacked_rnn(layer_class, units: int = 20, n_features: int = 1) -> Sequential
         layer_class(units, return_sequences=True, input_shape=[None, n_features]),
         layer_class(units, return_sequences=True),
         TimeDistributed(Dense(N_AHEAD)),
+    ])
+
+
+def char_model(n_tokens: int = 39) -> Sequential:
+    """The book's character model: (B, T) ids -> Embedding(39, 16) -> GRU(128, return_sequences)
+    -> Dense(39, softmax): (B, T, 39) probabilities of the next character."""
+    return Sequential([
+        Embedding(n_tokens, 16, input_shape=[None]),
+        GRU(128, return_sequences=True),
+        Dense(n_tokens, activation="softmax"),
     ])
 
 
@@ -208,20 +245,38 @@ def _torch_models():
                 x = torch.relu(conv(torch.nn.functional.pad(x, (rate, 0))))  # (K - 1) r zeros on the left
             return self.head(x).transpose(1, 2)                # (B, T, 10)
 
-    return StackedRNN, WaveNet
+    class CharModel(torch.nn.Module):
+        """``char_model`` in PyTorch; it returns logits (``cross_entropy`` applies the softmax)."""
+
+        def __init__(self, n_tokens=39):
+            super().__init__()
+            self.embed = torch.nn.Embedding(n_tokens, 16)
+            self.gru = torch.nn.GRU(16, 128, batch_first=True)
+            self.head = torch.nn.Linear(128, n_tokens)
+
+        def forward(self, ids):                                # (B, T) int64
+            h, _ = self.gru(self.embed(ids))                   # (B, T, 128)
+            return self.head(h)                                # (B, T, 39) logits
+
+    return StackedRNN, WaveNet, CharModel
 
 
 def torch_stacked_rnn(rnn_name: str, units: int = 20, n_features: int = 1):
     """``stacked_rnn`` in PyTorch; ``rnn_name`` is "LSTM", "GRU" or "RNN" (tanh)."""
     import torch
 
-    StackedRNN, _ = _torch_models()
+    StackedRNN, *_ = _torch_models()
     return StackedRNN(getattr(torch.nn, rnn_name), units, n_features)
 
 
 def torch_wavenet():
-    _, WaveNet = _torch_models()
+    _, WaveNet, _ = _torch_models()
     return WaveNet()
+
+
+def torch_char_model():
+    *_, CharModel = _torch_models()
+    return CharModel()
 
 
 # --- workloads as data -------------------------------------------------------------------
@@ -241,6 +296,9 @@ class Workload:
     make_data: Callable[[bool], tuple]
     batch_size: int
     per_step: bool = False
+    loss: str = "mse"              # or "sparse_categorical_crossentropy"
+    optimizer: str = "adam"        # or "nadam" (Keras's defaults on both sides)
+    shuffle: bool = True           # False: batches in order (the character model's streams)
 
 
 def recurrent_workload(name, layer_class, units, n_features, make_data, batch_size, per_step=False):
@@ -260,6 +318,9 @@ WORKLOADS = [
     recurrent_workload("W3", LSTM, 256, 32, w3_data, 64),
     Workload("W4", "WaveNet: Conv1D(20, 2) rates (1, 2, 4, 8) x 2 + Conv1D(10, 1)",
              wavenet, torch_wavenet, w1_data, 32),
+    Workload("char", "Embedding(39, 16), GRU(128, rs), Dense(39, softmax); Nadam",
+             char_model, torch_char_model, char_data, CHAR_STREAMS,
+             loss="sparse_categorical_crossentropy", optimizer="nadam", shuffle=False),
     recurrent_workload("W1-gpu", LSTM, 20, 1, w1_batch, 32, per_step=True),
     recurrent_workload("W5", LSTM, 512, 64, w5_batch, 256, per_step=True),
 ]
@@ -268,20 +329,21 @@ WORKLOADS = [
 
 # --- the two trainers ----------------------------------------------------------------------
 class TinyrnnTrainer:
-    """A workload's tinyrnn model, compiled with Adam and MSE, and its data on the backend."""
+    """A workload's tinyrnn model, compiled with its loss and optimizer (Adam and MSE for
+    most), and its data on the backend."""
 
     def __init__(self, workload: Workload, X, Y):
         seeding.set_random_seed(0)
         self.model = workload.build_tinyrnn()
-        self.model.compile(loss="mse", optimizer=optimizers.Adam())
+        self.model.compile(loss=workload.loss, optimizer=optimizers.get(workload.optimizer))
         self.X, self.Y = backend.asarray(X), backend.asarray(Y)
         self.model.build(self.X.shape)
-        self.batch_size = workload.batch_size
+        self.batch_size, self.shuffle = workload.batch_size, workload.shuffle
 
     def epoch(self, n_samples: int | None = None) -> None:
         """One epoch of ``fit`` over the first ``n_samples`` samples (all by default)."""
         X, Y = self.X[:n_samples], self.Y[:n_samples]
-        self.model.fit(X, Y, epochs=1, batch_size=self.batch_size, verbose=0)
+        self.model.fit(X, Y, epochs=1, batch_size=self.batch_size, shuffle=self.shuffle, verbose=0)
 
     def step(self) -> None:
         """One training step on the whole of X (one batch)."""
@@ -300,10 +362,20 @@ class TorchTrainer:
         torch.manual_seed(0)
         self.torch, self.device = torch, device
         self.model = workload.build_torch().to(device).train()
-        self.optimizer = torch.optim.Adam(self.model.parameters())
-        self.loss = torch.nn.MSELoss()
+        parameters = self.model.parameters()
+        if workload.optimizer == "nadam":   # Keras's Nadam: lr 1e-3, betas (0.9, 0.999), eps 1e-7, and
+            # its momentum schedule 0.96**t, which is torch's 0.96**(t * momentum_decay) with momentum_decay 1
+            self.optimizer = torch.optim.NAdam(parameters, lr=1e-3, betas=(0.9, 0.999), eps=1e-7,
+                                               momentum_decay=1.0)
+        else:
+            self.optimizer = torch.optim.Adam(parameters)
+        if workload.loss == "sparse_categorical_crossentropy":   # logits (B, T, C), ids (B, T)
+            self.loss = lambda logits, ids: torch.nn.functional.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]), ids.reshape(-1))
+        else:
+            self.loss = torch.nn.MSELoss()
         self.X, self.Y = torch.from_numpy(X).to(device), torch.from_numpy(Y).to(device)
-        self.batch_size = workload.batch_size
+        self.batch_size, self.shuffle = workload.batch_size, workload.shuffle
 
     def train_on_batch(self, xb, yb) -> float:
         self.optimizer.zero_grad()
@@ -314,7 +386,8 @@ class TorchTrainer:
 
     def epoch(self, n_samples: int | None = None) -> None:
         X, Y = self.X[:n_samples], self.Y[:n_samples]
-        order = self.torch.randperm(len(X), device=self.device)
+        order = (self.torch.randperm(len(X), device=self.device) if self.shuffle
+                 else self.torch.arange(len(X), device=self.device))
         total = 0.0
         for start in range(0, len(X), self.batch_size):
             idx = order[start:start + self.batch_size]
@@ -388,6 +461,9 @@ def torch_missing_note() -> str:
 
 
 def describe_data(workload: Workload, X) -> str:
+    if X.ndim == 2:                                    # token ids (N, T)
+        N, T = X.shape
+        return f"{N // workload.batch_size} x {T} chars, B={workload.batch_size}"
     N, T, D = X.shape
     what = f"{T} steps, {D} feature{'s' if D > 1 else ''}, B={workload.batch_size}"
     return what if workload.per_step else f"{N} x {what}"
@@ -558,8 +634,8 @@ def format_row(result: Result) -> str:
 def print_header(info: dict, repeats: int) -> None:
     torch = ("torch not installed" if info["torch_version"] is None
              else f"torch {info['torch_version']} on {info['torch_device'] or 'no CUDA device'}")
-    print(f"tinyrnn bench: one training epoch (Adam, MSE, float32) per workload; median of {repeats}, "
-          "tinyrnn and torch alternating")
+    print(f"tinyrnn bench: one training epoch (Adam, MSE, float32; char: Nadam, sparse cross-entropy) per "
+          f"workload; median of {repeats}, tinyrnn and torch alternating")
     print(f"machine: {info['platform']}, {info['processor']}, {info['cpu_count']} CPUs, "
           f"Python {info['python_version']}")
     print(f"numpy {info['numpy_version']} (BLAS: {info['blas']}); tinyrnn backend {info['backend']} on "

@@ -346,6 +346,20 @@ EXPERIMENTS = [
 NAMES = [e.name for e in EXPERIMENTS]
 _BY_NAME = {e.name: e for e in EXPERIMENTS}
 
+TEXT = "text"
+"""The text chapter's name for ``--only`` (``tinyrnn.text_chapter``: the character model on Shakespeare)."""
+
+
+def split_text(names=None) -> tuple[list[str] | None, bool]:
+    """(the series experiments' names, whether the text chapter runs): None runs everything;
+    ``["text"]`` only the text chapter (no series experiment: ``[]``); "text" may sit in a comma list."""
+    if names is None:
+        return None, True
+    wanted = [n.strip() for item in ([names] if isinstance(names, str) else names)
+              for n in str(item).split(",") if n.strip()]
+    series = [n for n in wanted if n != TEXT]
+    return series, TEXT in wanted
+
 
 def get_experiment(name: str) -> Experiment:
     return select_experiments([name])[0]
@@ -563,7 +577,8 @@ def run_chapter(names=None, epochs=None, quick=False, out="chapter_out", seed=SE
         only when every experiment runs (``names`` is None).
     command : the command line to record in the report.
     """
-    experiments = select_experiments(names)
+    series, with_text = split_text(names)
+    experiments = select_experiments(series) if series != [] or not with_text else []
     epochs = epochs if epochs is not None else (QUICK_EPOCHS if quick else EPOCHS)
     extras = (names is None) if extras is None else extras
     run = ChapterRun(epochs=epochs, n_series=QUICK_SERIES if quick else 10000, seed=seed,
@@ -576,11 +591,22 @@ def run_chapter(names=None, epochs=None, quick=False, out="chapter_out", seed=SE
         run.log(f"  -> {_summary(result)}")
         results.append(result)
     extra = make_extras(run, quick) if extras else {}
+    if with_text:
+        from tinyrnn import text_chapter
+
+        run.log("[text] the book's character model on tiny Shakespeare, stateful")
+        extra["text"] = text_chapter.run_text(quick=quick, seed=seed, log=run.log)
+        run.log(f"  -> {text_chapter.summary(extra['text'])}")
     total = time.perf_counter() - start
     info = run_info(results, run, quick, total, command or _call_repr(names, epochs, quick, out, seed))
     table = results_table(results, quick=quick)
-    if verbose:
+    if verbose and results:
         print("\n" + table + "\n" + timing_line(info))
+        if "text" in extra:
+            from tinyrnn import text_chapter
+
+            text_result = extra["text"]
+            print(f"\n{text_chapter.results_table(text_result)}\n{text_chapter.verdict_line(text_result)}")
     if out is not None:
         write_report(pathlib.Path(out), results, run, extra, info, table)
         run.log(f"report written to {pathlib.Path(out) / 'report.md'}")
@@ -947,14 +973,23 @@ def write_report(out: pathlib.Path, results, run: ChapterRun, extra: dict, info:
         f"- backend: {info['backend']} ({info['device']})",
         f"- machine: {_machine_line(info)}",
         f"- date: {info['date']}",
-        f"- data: {info['n_series']} series per task, seed {info['seed']}; {info['epochs']} epochs, "
-        f"batch {info['batch_size']}" + (" (quick mode)" if info["quick"] else ""),
+        (f"- data: {info['n_series']} series per task, seed {info['seed']}; {info['epochs']} epochs, "
+         f"batch {info['batch_size']}" if results else f"- data: the text chapter only, seed {info['seed']}")
+        + (" (quick mode)" if info["quick"] else ""),
         f"- time: {timing_line(info)}", "",
-        "## Results (validation set)", "", table, "",
-        "References: *course* is the book's companion notebook (TensorFlow 2); *Keras 3* is the same "
-        "model in Keras 3.15 on the project's 2-core machine, seed 42, 20 epochs, batch 32 "
-        "(*Keras s* is its fit time).", "",
     ]
+    if results:
+        lines += [
+            "## Results (validation set)", "", table, "",
+            "References: *course* is the book's companion notebook (TensorFlow 2); *Keras 3* is the same "
+            "model in Keras 3.15 on the project's 2-core machine, seed 42, 20 epochs, batch 32 "
+            "(*Keras s* is its fit time).", "",
+        ]
+    if "text" in extra:
+        from tinyrnn import text_chapter
+
+        text_chapter.plot_curves(extra["text"]).savefig(out / "text_learning_curves.png", dpi=100)
+        lines += text_chapter.report_lines(extra["text"], "text_learning_curves.png")
     errors = [r for r in results if r.error]
     if errors:
         lines += ["## Errors", ""] + [f"- {r.name}: {r.error}" for r in errors] + [""]
@@ -971,7 +1006,7 @@ def write_report(out: pathlib.Path, results, run: ChapterRun, extra: dict, info:
                   long_memory.summary_table(extra["long_memory"]), "",
                   "Each entry: validation MSE as % of answering the mean, solved or not, epochs trained, "
                   "and the gradient reaching t = 1 as a fraction of the gradient at t = T.", ""]
-    lines += ["## Figures", ""]
+    lines += ["## Figures", ""] if figures else []
     for filename, caption, note in figures:
         lines += [f"### {caption}", "", f"![{caption}]({filename})", ""] + ([note, ""] if note else [])
     (out / "report.md").write_text("\n".join(lines))
@@ -986,6 +1021,8 @@ def _extras_json(extra: dict) -> dict:
         payload["mc_dropout"] = {k: v for k, v in extra["mc_dropout"].items() if k != "plot"}
     if "long_memory" in extra:
         payload["long_memory"] = extra["long_memory"]
+    if "text" in extra:
+        payload["text"] = extra["text"].to_dict()
     return payload
 
 

@@ -2,6 +2,7 @@
 
 from tinyrnn.layers.attention import AdditiveAttention, Attention, MultiHeadAttention
 from tinyrnn.layers.base import Layer
+from tinyrnn.layers.bidirectional import Bidirectional
 from tinyrnn.layers.convolutional import Conv1D
 from tinyrnn.layers.core import (
     Activation,
@@ -39,7 +40,7 @@ _REGISTRY = {
                 BatchNormalization, Conv1D, RNN, SimpleRNN, LSTM, GRU, SimpleRNNCell, LSTMCell, GRUCell,
                 PeepholeLSTMCell, LNSimpleRNNCell, Activation, Lambda, Reshape, Permute, Add, Subtract,
                 Multiply, Average, Maximum, Concatenate, Embedding, Attention, AdditiveAttention,
-                MultiHeadAttention, Masking)
+                MultiHeadAttention, Masking, Bidirectional)
 }
 
 
@@ -65,7 +66,7 @@ def deserialize(spec: dict):
             f"unknown layer class {name!r}: register your own classes with tinyrnn.layers.register"
         )
     config = dict(spec.get("config", {}))
-    for key in ("cell", "layer"):
+    for key in ("cell", "layer", "backward_layer"):
         if isinstance(config.get(key), dict) and "class_name" in config[key]:
             config[key] = deserialize(config[key])
     return _REGISTRY[name](**config)
