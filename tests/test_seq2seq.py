@@ -329,22 +329,36 @@ def test_bad_arguments_are_named():
 
 # --- the date-translation experiments, quick mode ---------------------------------------------------------
 def test_translation_chapter_quick_run(tmp_path):
+    """``python -m tinyrnn chapter --only translation --quick``: the experiments alone, in the
+    chapter's report (report.md, results.json) and in their own files beside it."""
+    import json
+
     from tinyrnn import translation_chapter
-    report = translation_chapter.run(quick=True, seed=1, out=tmp_path)
-    assert set(report["models"]) == {"plain", "attention"}
+    from tinyrnn.__main__ import main
+    assert main(["chapter", "--only", "translation", "--quick", "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "results.json").read_text())["extras"]["translation"]
+    assert report == json.loads((tmp_path / "translation.json").read_text())
+    assert set(report["models"]) == {"plain", "attention"} and report["quick"]
     for r in report["models"].values():
         assert 0.0 <= r["sequence_accuracy"] <= r["token_accuracy"] + 1e-12 <= 1.0 + 1e-12
         assert len(r["loss"]) == report["settings"]["epochs"] and r["train_seconds"] > 0
     assert len(report["greedy_vs_beam"]) == translation_chapter.N_HARD
     columns = {"plain_greedy", "plain_beam", "attention_greedy", "attention_beam"}
     assert columns <= set(report["greedy_vs_beam"][0])
-    for name in ("translation.md", "translation.json", "translation_attention.png",
-                 "translation_learning_curves.png"):
+    for name in ("translation.md", "translation_attention.png", "translation_learning_curves.png"):
         assert (tmp_path / name).stat().st_size > 0
     assert translation_chapter.summary(report).startswith("plain: ")
-    text = (tmp_path / "translation.md").read_text()
-    assert "| attention |" in text
-    assert all(f"]({name})" in text for name, _ in translation_chapter.FIGURES)
+    chapter_report = (tmp_path / "report.md").read_text()
+    assert "## Translation: dates to ISO format" in chapter_report and "| attention |" in chapter_report
+    assert all(f"]({name})" in chapter_report for name, _ in translation_chapter.FIGURES)
+    assert "## Results (validation set)" not in chapter_report       # no series experiment ran
+
+
+def test_translation_is_refused_with_seeds(capsys):
+    from tinyrnn.__main__ import main
+    with pytest.raises(SystemExit):
+        main(["chapter", "--only", "lstm,translation", "--seeds", "2"])
+    assert "drop translation from --only" in capsys.readouterr().err
 
 
 def test_unknown_characters_in_a_date_are_named_with_the_vocabulary():
