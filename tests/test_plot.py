@@ -215,3 +215,15 @@ def test_show_displays_inline_in_a_jupyter_kernel(tmp_path, monkeypatch):
     plot.show(fig, "series")
     assert displayed == [fig]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_plot_attention_heat_map():
+    weights = rng.dirichlet(numpy.ones(5), size=3)                 # (Ty, Tx), rows sum to 1
+    fig = plot.plot_attention(weights, list("1 May"), ["2", "0", "<end>"], title="t")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["2", "0", "<end>"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "␣", "M", "a", "y"]
+    numpy.testing.assert_array_equal(ax.images[0].get_array(), weights)
+    assert ax.images[0].get_clim() == (0.0, 1.0)
+    with pytest.raises(ValueError, match=r"\(3, 4\)"):
+        plot.plot_attention(weights, list("1 Ma"), ["2", "0", "<end>"])

@@ -35,6 +35,7 @@ TEACHING_ORDER = [
     "12_hand_derived_vs_recorded_backward", "13_characters_to_shakespeare",
     "14_padding_masking_bidirectional",
 ]
+TEACHING_ORDER += ["15_encoder_decoder_attention"]       # issue 13: encoder, decoder, attention
 
 
 def quick_env(figures_dir: pathlib.Path | None = None) -> dict:

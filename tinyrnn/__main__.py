@@ -3,6 +3,7 @@
     python -m tinyrnn chapter                 # every experiment of the course, 20 epochs
     python -m tinyrnn chapter --only lstm,gru # some of them
     python -m tinyrnn chapter --only text     # the text chapter alone: the character model on Shakespeare
+    python -m tinyrnn chapter --only translation  # dates to ISO: encoder-decoder with and without attention
     python -m tinyrnn chapter --quick         # a smoke test (small data, 2 epochs)
     python -m tinyrnn chapter --seeds 5       # the acceptance check: median over seeds 42 to 46
     python -m tinyrnn gradcheck               # every layer's backward against finite differences
@@ -142,7 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "course's data, print the table against the published and Keras 3 figures, and write "
                     "report.md, results.json and PNG figures to --out.",
         epilog="experiments: " + ", ".join(NAMES) + "; and text (the character model on Shakespeare, "
-               "its own recipe: --epochs does not change it)")
+               "its own recipe: --epochs does not change it) and translation (dates to ISO, plain vs "
+               "attention encoder-decoder, its own recipe)")
     chapter.add_argument("--only", action="append", metavar="NAME",
                          help="run only these experiments (repeat, or give a comma list)")
     chapter.add_argument("--epochs", type=int, default=None,
@@ -209,16 +211,21 @@ def chapter(args, parser, argv) -> int:
             print(f"{e.name:<15} {e.task:<10} {e.optimizer:<12} {e.architecture}")
         print(f"{course.TEXT:<15} {'shakespeare':<10} {'nadam':<12} Embedding(39, 16), GRU(128, rs), "
               "Dense(39, softmax), stateful")
+        print(f"{course.TRANSLATION:<15} {'dates':<10} {'adam':<12} LSTM(64) encoder-decoder, without "
+              "and with Attention, teacher forcing")
         return 0
     series, with_text = course.split_text(args.only)
     try:
-        if series != [] or not with_text:
+        if series != [] or not (with_text or course.wants_translation(args.only)):
             course.select_experiments(series)
     except ValueError as err:
         parser.error(str(err))
     if args.seeds is not None and args.only is not None and with_text:
         parser.error("--seeds is the series experiments' acceptance check; the text chapter runs once: "
                      "drop text from --only")
+    if args.seeds is not None and args.only is not None and course.wants_translation(args.only):
+        parser.error("--seeds is the series experiments' acceptance check; the translation experiments run "
+                     "once: drop translation from --only")
     if args.epochs is not None and args.epochs < 1:
         parser.error(f"--epochs must be at least 1, got {args.epochs}")
     if args.seeds is not None and args.seeds < 1:

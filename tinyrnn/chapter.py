@@ -357,8 +357,21 @@ def split_text(names=None) -> tuple[list[str] | None, bool]:
         return None, True
     wanted = [n.strip() for item in ([names] if isinstance(names, str) else names)
               for n in str(item).split(",") if n.strip()]
-    series = [n for n in wanted if n != TEXT]
+    series = [n for n in wanted if n not in (TEXT, TRANSLATION)]
     return series, TEXT in wanted
+
+
+TRANSLATION = "translation"
+"""``--only translation``: the date-translation experiments (``tinyrnn.translation_chapter``: a plain
+encoder-decoder against one with attention); they run with the text chapter in a full run."""
+
+
+def wants_translation(names=None) -> bool:
+    """Whether the date-translation experiments run: in a full run (None), or when named."""
+    if names is None:
+        return True
+    return TRANSLATION in [n.strip() for item in ([names] if isinstance(names, str) else names)
+                           for n in str(item).split(",")]
 
 
 def get_experiment(name: str) -> Experiment:
@@ -578,7 +591,9 @@ def run_chapter(names=None, epochs=None, quick=False, out="chapter_out", seed=SE
     command : the command line to record in the report.
     """
     series, with_text = split_text(names)
-    experiments = select_experiments(series) if series != [] or not with_text else []
+    with_translation = wants_translation(names)
+    only_chapters = series == [] and (with_text or with_translation)     # --only text / translation
+    experiments = [] if only_chapters else select_experiments(series)
     epochs = epochs if epochs is not None else (QUICK_EPOCHS if quick else EPOCHS)
     extras = (names is None) if extras is None else extras
     run = ChapterRun(epochs=epochs, n_series=QUICK_SERIES if quick else 10000, seed=seed,
@@ -601,6 +616,12 @@ def run_chapter(names=None, epochs=None, quick=False, out="chapter_out", seed=SE
 
         run.log("[text] masking: variable-length sequences, with and without the mask")
         extra["padding"] = padding_experiment.run(quick=quick, seed=seed, log=run.log)
+    if with_translation:
+        from tinyrnn import translation_chapter
+
+        run.log("[translation] dates to ISO: a plain encoder-decoder against one with attention")
+        extra["translation"] = translation_chapter.run(quick=quick, seed=seed, out=out)
+        run.log(f"  -> {translation_chapter.summary(extra['translation'])}")
     total = time.perf_counter() - start
     info = run_info(results, run, quick, total, command or _call_repr(names, epochs, quick, out, seed))
     table = results_table(results, quick=quick)
@@ -1011,6 +1032,10 @@ def write_report(out: pathlib.Path, results, run: ChapterRun, extra: dict, info:
         lines += text_chapter.report_lines(extra["text"], "text_learning_curves.png")
     if "padding" in extra:
         lines += _padding_lines(out, extra["padding"])
+    if "translation" in extra:
+        from tinyrnn import translation_chapter
+
+        lines += translation_chapter.report_section(extra["translation"]).splitlines() + [""]
     errors = [r for r in results if r.error]
     if errors:
         lines += ["## Errors", ""] + [f"- {r.name}: {r.error}" for r in errors] + [""]
@@ -1046,6 +1071,8 @@ def _extras_json(extra: dict) -> dict:
         payload["text"] = extra["text"].to_dict()
     if "padding" in extra:
         payload["padding"] = extra["padding"]
+    if "translation" in extra:
+        payload["translation"] = extra["translation"]
     return payload
 
 

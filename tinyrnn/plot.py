@@ -420,6 +420,35 @@ def plot_long_memory(experiment: dict):
     return fig
 
 
+def plot_attention(weights, input_tokens, output_tokens, title=None, ax=None):
+    """Attention weights as a heat map: one row per output token, one column per input token.
+
+    ``weights`` (Ty, Tx): row i is the weights output step i gave the input steps (each row
+    sums to 1, e.g. ``EncoderDecoder.attention_weights(ids, n)[1][b]``); ``input_tokens`` the
+    Tx input characters (padding included, e.g. as ""), ``output_tokens`` the Ty written ones.
+    Dark is 0, bright is 1 (a fixed scale, so two maps compare).
+    """
+    weights = numpy.asarray(weights, dtype=float)
+    input_tokens, output_tokens = list(input_tokens), list(output_tokens)
+    if weights.shape != (len(output_tokens), len(input_tokens)):
+        raise ValueError(f"weights must be (output steps, input steps) = ({len(output_tokens)}, "
+                         f"{len(input_tokens)}) for these tokens, got shape {weights.shape}")
+    if ax is None:
+        fig, axes = _new_figure(figsize=(max(4.0, 0.25 * len(input_tokens) + 1.5),
+                                         max(2.5, 0.3 * len(output_tokens) + 1.2)))
+        ax = axes[0, 0]
+    fig = ax.figure
+    image = ax.imshow(weights, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
+    ax.set_xticks(range(len(input_tokens)), [repr(t)[1:-1] if t != " " else "␣" for t in input_tokens])
+    ax.set_yticks(range(len(output_tokens)), output_tokens)
+    ax.set_xlabel("input characters")
+    ax.set_ylabel("output characters")
+    if title:
+        ax.set_title(title, fontsize="medium")
+    fig.colorbar(image, ax=ax, fraction=0.03, pad=0.02, label="attention weight")
+    return fig
+
+
 def show(fig, name=None) -> None:
     """Show a figure where it can be seen: inline in Jupyter, as a PNG file from a script.
 

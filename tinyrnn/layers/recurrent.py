@@ -1030,6 +1030,7 @@ class RNN(Layer):
 
     def _time_mask(self, mask, B, T):
         """The mask as a (B, T) bool array, checked: True where a step counts."""
+        mask = mask[0] if isinstance(mask, (list, tuple)) else mask      # [x, *states]: x's (Keras's mask[0])
         mask = backend.xp.asarray(mask)
         if tuple(mask.shape) != (B, T):
             raise ValueError(
