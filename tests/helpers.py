@@ -57,3 +57,38 @@ def loss_numeric_gradient(loss, y_true, y_pred, h=1e-6):
         y_pred[idx] = old
         grad[idx] = (plus - minus) / (2 * h)
     return grad
+
+
+def recurrent_builders(units: int, keras_protocol: bool = True) -> dict:
+    """name -> a function of RNN keywords making that recurrent layer with ``units``: every built-in
+    cell, and (``keras_protocol``) an LSTM cell in Keras's cell protocol, whose steps are recorded."""
+    from tinyrnn.layers import GRU, LSTM, RNN, LNSimpleRNNCell, PeepholeLSTMCell, SimpleRNN
+
+    builders = {
+        "SimpleRNN": lambda **kw: SimpleRNN(units, **kw),
+        "LSTM": lambda **kw: LSTM(units, **kw),
+        "GRU(reset_after)": lambda **kw: GRU(units, **kw),
+        "GRU(reset_before)": lambda **kw: GRU(units, reset_after=False, **kw),
+        "RNN(PeepholeLSTMCell)": lambda **kw: RNN(PeepholeLSTMCell(units), **kw),
+        "RNN(LNSimpleRNNCell)": lambda **kw: RNN(LNSimpleRNNCell(units), **kw),
+    }
+    if keras_protocol:
+        builders["RNN(Keras-protocol LSTM)"] = lambda **kw: RNN(keras_style_lstm(units), **kw)
+    return builders
+
+
+def keras_style_lstm(units: int):
+    """A cell in Keras's protocol (recorded steps): an LSTM cell called as cell(x_t, states)."""
+    from tinyrnn.layers import Layer, LSTMCell
+
+    class KerasStyleLSTM(Layer):
+        def __init__(self, units, **kwargs):
+            super().__init__(**kwargs)
+            self.cell = LSTMCell(units)
+            self.state_size = self.cell.state_size
+            self.output_size = units
+
+        def call(self, inputs, states):
+            return self.cell(inputs, states)
+
+    return KerasStyleLSTM(units)

@@ -9,40 +9,18 @@ from __future__ import annotations
 
 import numpy
 import pytest
-from helpers import DATA, assert_close, randomize_params
+from helpers import DATA, assert_close, randomize_params, recurrent_builders
 
 import tinyrnn
 from tinyrnn import backend, gradcheck
-from tinyrnn.layers import GRU, LSTM, RNN, Layer, LNSimpleRNNCell, LSTMCell, PeepholeLSTMCell, SimpleRNN
+from tinyrnn.layers import GRU, LSTM, Layer
 
 B, T, D, H = 2, 5, 3, 4
 TOL = 1e-7
 RIGHT_PADDED = numpy.array([[True] * 5, [True] * 3 + [False] * 2])        # lengths 5 and 3
 WITH_HOLES = numpy.array([[True, False, True, True, False], [False, True, False, True, True]])
 
-
-class KerasStyleLSTM(Layer):
-    """A cell in Keras's protocol (recorded steps): an LSTM cell called as cell(x_t, states)."""
-
-    def __init__(self, units, **kwargs):
-        super().__init__(**kwargs)
-        self.cell = LSTMCell(units)
-        self.state_size = self.cell.state_size
-        self.output_size = units
-
-    def call(self, inputs, states):
-        return self.cell(inputs, states)
-
-
-BUILDERS = {
-    "SimpleRNN": lambda **kw: SimpleRNN(H, **kw),
-    "LSTM": lambda **kw: LSTM(H, **kw),
-    "GRU(reset_after)": lambda **kw: GRU(H, **kw),
-    "GRU(reset_before)": lambda **kw: GRU(H, reset_after=False, **kw),
-    "RNN(PeepholeLSTMCell)": lambda **kw: RNN(PeepholeLSTMCell(H), **kw),
-    "RNN(LNSimpleRNNCell)": lambda **kw: RNN(LNSimpleRNNCell(H), **kw),
-    "RNN(Keras-protocol LSTM)": lambda **kw: RNN(KerasStyleLSTM(H), **kw),
-}
+BUILDERS = recurrent_builders(H)
 N_STATES = {"SimpleRNN": 1, "LSTM": 2, "GRU(reset_after)": 1, "GRU(reset_before)": 1,
             "RNN(PeepholeLSTMCell)": 2, "RNN(LNSimpleRNNCell)": 1, "RNN(Keras-protocol LSTM)": 2}
 

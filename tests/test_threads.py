@@ -10,23 +10,16 @@ from __future__ import annotations
 
 import numpy
 import pytest
-from helpers import assert_close, randomize_params
+from helpers import assert_close, randomize_params, recurrent_builders
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tinyrnn import backend, gradcheck, seeding
-from tinyrnn.layers import GRU, LSTM, RNN, LNSimpleRNNCell, PeepholeLSTMCell, SimpleRNN
+from tinyrnn.layers import GRU, LSTM
 from tinyrnn.models import Sequential
 
 B, T, D, H = 5, 4, 3, 4
-BUILDERS = {
-    "SimpleRNN": lambda **kw: SimpleRNN(H, **kw),
-    "LSTM": lambda **kw: LSTM(H, **kw),
-    "GRU(reset_after)": lambda **kw: GRU(H, **kw),
-    "GRU(reset_before)": lambda **kw: GRU(H, reset_after=False, **kw),
-    "RNN(PeepholeLSTMCell)": lambda **kw: RNN(PeepholeLSTMCell(H), **kw),
-    "RNN(LNSimpleRNNCell)": lambda **kw: RNN(LNSimpleRNNCell(H), **kw),
-}
+BUILDERS = recurrent_builders(H, keras_protocol=False)
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -68,6 +68,19 @@ def _bool_mask(mask, shape, what: str, layer):
     return backend.xp.asarray(mask) != 0
 
 
+def _query_value_key(layer, inputs):
+    """[query, value(, key)] checked as sequences with the same Tv for key and value:
+    (the list, query, value, key), the key being the value when not given."""
+    inputs = _input_list(layer, inputs)
+    query, value = inputs[0], inputs[1]
+    key = inputs[2] if len(inputs) == 3 else value
+    _check_sequences(layer, inputs, ["query", "value", "key"][:len(inputs)])
+    if key.shape[1] != value.shape[1]:
+        raise ValueError(f"{layer.name}: key and value need the same number of steps Tv, got key "
+                         f"{tuple(key.shape)} and value {tuple(value.shape)}")
+    return inputs, query, value, key
+
+
 def _check_sequences(layer, inputs, names):
     """Each input (B, T, D), one batch size for all."""
     for x, name in zip(inputs, names):
@@ -213,13 +226,7 @@ class _DotAttentionBase(Layer):
         n_given = len(inputs)
         if isinstance(mask, (list, tuple)):
             inputs, mask = _masks_from_inputs(inputs, mask)     # masks that travelled as inputs
-        inputs = _input_list(self, inputs)
-        query, value = inputs[0], inputs[1]
-        key = inputs[2] if len(inputs) == 3 else value
-        _check_sequences(self, inputs, ["query", "value", "key"][:len(inputs)])
-        if key.shape[1] != value.shape[1]:
-            raise ValueError(f"{self.name}: key and value need the same number of steps Tv, got key "
-                             f"{tuple(key.shape)} and value {tuple(value.shape)}")
+        inputs, query, value, key = _query_value_key(self, inputs)
         if query.shape[-1] != key.shape[-1]:
             raise self._mismatch_error(query.shape[-1], key.shape[-1], len(inputs) == 3)
         query_mask, key_mask = self._masks(mask, query, value, use_causal_mask)
@@ -520,13 +527,7 @@ class MultiHeadAttention(Layer):
         n_given = len(inputs)
         inputs, (query_mask, value_mask, key_mask, attention_mask) = _masks_from_inputs(
             inputs, [query_mask, value_mask, key_mask, attention_mask])   # masks that travelled as inputs
-        inputs = _input_list(self, inputs)
-        query, value = inputs[0], inputs[1]
-        key = inputs[2] if len(inputs) == 3 else value
-        _check_sequences(self, inputs, ["query", "value", "key"][:len(inputs)])
-        if key.shape[1] != value.shape[1]:
-            raise ValueError(f"{self.name}: key and value need the same number of steps Tv, got key "
-                             f"{tuple(key.shape)} and value {tuple(value.shape)}")
+        inputs, query, value, key = _query_value_key(self, inputs)
         if mask is not None:
             query_mask, value_mask, key_mask = (list(mask) + [None, None, None])[:3]
         allowed = self._attention_mask(query, value, query_mask, value_mask, key_mask, attention_mask,
