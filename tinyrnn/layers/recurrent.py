@@ -665,10 +665,12 @@ class GRUCell(RNNCell):
         D, H, grads = self.input_dim, self.units, self.grads
         g_kernel, g_rec = grads["kernel"], grads["recurrent_kernel"]
         if self.reset_after:                  # dZ rows z, r, rec_h, h: x feeds z, r, h; h feeds z, r, rec_h
-            M = sum_over_time_and_batch([X, tape.H_prev], tape.dZ, ones_row=self.use_bias)  # (D+H[+1], 4H)
+            # two products, each over only the rows its input feeds (h_{t-1} never meets the h
+            # rows): measured about twice as fast here as one product of the stacked [x; h; 1]
+            M = sum_over_time_and_batch([X], tape.dZ, ones_row=self.use_bias)          # (D [+ 1], 4H)
             g_kernel[:, :2 * H] += M[:D, :2 * H]
             g_kernel[:, 2 * H:] += M[:D, 3 * H:]
-            g_rec += M[D:D + H, :3 * H]
+            g_rec += sum_over_time_and_batch([tape.H_prev], tape.dZ[:, :3 * H])        # (H, 3H)
             if self.use_bias:
                 grads["bias"][0, :2 * H] += M[-1, :2 * H]
                 grads["bias"][0, 2 * H:] += M[-1, 3 * H:]
