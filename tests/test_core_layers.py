@@ -63,6 +63,26 @@ def test_dense_3d_acts_at_every_time_step():
         assert_close(y[:, t], layer.forward(x[:, t]), atol=1e-15, name=f"step {t}")
 
 
+@pytest.mark.parametrize("activation", [None, "tanh", "softmax"])
+def test_dense_on_a_time_major_view_equals_dense_on_rows(activation):
+    """A recurrent layer's (B, T, D) output views (T, D, B) memory; Dense reads it as a
+    (D, T*B) matrix (core._time_major): the same y, weight gradients and dx."""
+    from tinyrnn.layers.core import _time_major
+
+    view = inputs(T, D, B, seed=3).transpose(2, 0, 1)          # (B, T, D) viewing (T, D, B)
+    rows = numpy.ascontiguousarray(view)
+    assert _time_major(view) and not _time_major(rows)
+    dy = inputs(B, T, H, seed=4)
+    results = []
+    for x in (view, rows):
+        layer = built(Dense(H, activation=activation), (T, D), seed=5)
+        y = layer.forward(x)
+        dx = layer.backward(dy)
+        results.append((y, dx, layer.grads["kernel"], layer.grads["bias"]))
+    for name, a, b in zip(("y", "dx", "dW", "db"), *results):
+        assert_close(a, b, atol=1e-12, name=name)
+
+
 DENSE_CASES = [(c, a) for c, a in keras_cases() if c["layer"] == "Dense"]
 
 

@@ -307,9 +307,67 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
     name = "sparse_categorical_crossentropy"
     class_ids = True  # fit takes integer targets, shaped like the output without its last axis
 
+    def __call__(self, y_true, y_pred, mask=None):
+        """The mean cross-entropy over the N samples, as ``CategoricalCrossentropy``'s: with one-hot
+        y, sum_i y_i log p_i is the one term log p_id, so only that term is computed."""
+        ids, y_pred = self._ids(y_true, y_pred)
+        xp = backend.xp
+        weights, n = _mask_and_count(mask, y_pred, self.name)
+        if self.from_logits:                                  # log p_id = z_id - max - log sum exp(z - max)
+            top = y_pred.max(axis=-1, keepdims=True)
+            log_sum = xp.log(xp.exp(y_pred - top).sum(axis=-1, keepdims=True))
+            log_p = (_pick(y_pred, ids)[..., None] - top) - log_sum
+        else:                                                 # log clip(p_id / S)
+            q_id = _pick(y_pred, ids)[..., None] / y_pred.sum(axis=-1, keepdims=True)
+            log_p = xp.log(xp.clip(q_id, EPSILON, 1.0 - EPSILON))
+        return xp.asarray(-_masked(log_p, weights).sum() / n)
+
+    def gradient(self, y_true, y_pred, mask=None):
+        """``CategoricalCrossentropy.gradient`` with y = onehot(ids), without making y
+        (the sums over i keep the one term i = id; m_id: q_id was not clipped):
+
+            logits:         p - y over N                          (p = softmax(z))
+            probabilities:  m_id / (S N), and at the id (m_id - m_id / q_id) / (S N)
+        """
+        ids, y_pred = self._ids(y_true, y_pred)
+        xp = backend.xp
+        weights, n = _mask_and_count(mask, y_pred, self.name)
+        if self.from_logits:
+            grad = xp.ascontiguousarray(_softmax(y_pred))
+            flat, rows = _at_ids(grad, ids)
+            flat[rows] -= 1.0                                                 # p - y
+            return _masked(grad, weights) / n
+        s = y_pred.sum(axis=-1, keepdims=True)
+        q_id = _pick(y_pred, ids)[..., None] / s                              # (..., 1)
+        m_id = _masked(((q_id > EPSILON) & (q_id < 1.0 - EPSILON)).astype(y_pred.dtype), weights)
+        sn = s * n
+        grad = xp.empty(y_pred.shape, y_pred.dtype)
+        grad[...] = m_id / sn                                                 # sum_i y_i m_i / (S N)
+        flat, rows = _at_ids(grad, ids)
+        flat[rows] = ((-m_id / xp.clip(q_id, EPSILON, 1.0 - EPSILON) + m_id) / sn).reshape(-1)
+        return grad
+
+    def _ids(self, y_true, y_pred):
+        """(integer class ids, shape y_pred.shape[:-1], checked; y_pred as a float array)."""
+        y_pred = self._pred(y_pred)
+        return class_ids(y_true, y_pred.shape, self.name), y_pred
+
     def _targets(self, y_true, y_pred):
         y_pred = self._pred(y_pred)
         return one_hot(y_true, y_pred.shape, self.name).astype(y_pred.dtype), y_pred
+
+
+def _at_ids(a, ids):
+    """(a as (N, C) rows, the index of each row's entry at its class id): a view, so that
+    ``flat[rows]`` reads a[..., id] and ``flat[rows] = v`` writes it (a C-contiguous)."""
+    rows = (backend.xp.arange(ids.size), ids.reshape(-1))
+    return a.reshape(-1, a.shape[-1]), rows
+
+
+def _pick(a, ids):
+    """a[..., id]: each sample's entry at its class, shape ids.shape."""
+    flat, rows = _at_ids(a, ids)
+    return flat[rows].reshape(ids.shape)
 
 
 class BinaryCrossentropy(_Crossentropy):
@@ -372,7 +430,14 @@ def _sigmoid(z):
 
 
 def one_hot(ids, shape, who="one_hot"):
-    """Integer class ids of shape ``shape[:-1]`` (or ``(*shape[:-1], 1)``) as one-hot rows of ``shape``.
+    """Integer class ids of shape ``shape[:-1]`` (or ``(*shape[:-1], 1)``) as one-hot rows of ``shape``
+    (checked by ``class_ids``)."""
+    c = shape[-1]
+    return (class_ids(ids, shape, who)[..., None] == backend.xp.arange(c)).astype(backend.floatx())
+
+
+def class_ids(ids, shape, who="one_hot"):
+    """Integer class ids of shape ``shape[:-1]`` (or ``(*shape[:-1], 1)``), checked, as int64 ``shape[:-1]``.
 
     Raises a ValueError naming the offending id when one is not a whole number or
     lies outside 0..C-1 (C = shape[-1]), or when the ids' shape does not fit.
@@ -402,7 +467,7 @@ def one_hot(ids, shape, who="one_hot"):
             f"{who}: class id {ids[out].ravel()[0].item()!r} is out of range for C={c} classes "
             f"(y_pred's last axis): ids must lie in 0..{c - 1}"
         )
-    return (ids.astype("int64")[..., None] == xp.arange(c)).astype(backend.floatx())
+    return ids.astype("int64")
 
 
 LOSSES = {

@@ -495,11 +495,22 @@ class Nadam(Optimizer):
         product, product_next = self.u_product, self.u_product * u_next
         m = self._slot("m", key, param)
         v = self._slot("v", key, param)
-        m += (grad - m) * (1.0 - self.beta_1)
-        v += (grad * grad - v) * (1.0 - self.beta_2)
-        m_hat = m * (u_next / (1.0 - product_next)) + grad * ((1.0 - u_t) / (1.0 - product))
-        v_hat = v / (1.0 - self.beta_2**t)
-        param -= (m_hat * self.learning_rate) / (xp.sqrt(v_hat) + self.epsilon)
+        # the rule above, operation for operation, in place: two temporaries a and b
+        a = xp.subtract(grad, m)                                     # m += (g - m)(1 - beta_1)
+        a *= 1.0 - self.beta_1
+        m += a
+        b = xp.multiply(grad, grad)                                  # v += (g g - v)(1 - beta_2)
+        b -= v
+        b *= 1.0 - self.beta_2
+        v += b
+        m_hat = xp.multiply(m, u_next / (1.0 - product_next), out=a)
+        m_hat += xp.multiply(grad, (1.0 - u_t) / (1.0 - product), out=b)
+        m_hat *= self.learning_rate
+        denominator = xp.divide(v, 1.0 - self.beta_2**t, out=b)     # v_hat
+        xp.sqrt(denominator, out=denominator)
+        denominator += self.epsilon
+        m_hat /= denominator
+        param -= m_hat
 
     def get_state(self) -> dict:
         """The base state plus ``"u_product"``, the momentum schedule's running product."""

@@ -36,6 +36,13 @@ class Dense(Layer):
 
     Backward, with dz = dy * f'(z) read from the cached y:
     dW = sum over all leading axes of x^T dz;  db = sum of dz;  dx = dz W^T.
+
+    Every product is one 2-D matrix product over all N = B*T rows. A recurrent
+    layer's (B, T, D) output is a view of its time-major (T, D, B) array; making
+    that view (N, D) rows would copy it through a slow transposition, so such an
+    x is read as the (D, T*B) matrix instead (a cheap copy: whole rows of B), and
+    dx is returned as a view of the (D, T, B) array W dz^T, whose rows of B the
+    recurrent layer's backward copies cheaply into its (T, D, B) layout (``_time_major``).
     """
 
     weight_names = ("kernel", "bias")
@@ -61,25 +68,47 @@ class Dense(Layer):
         if x.shape[-1] != D:
             raise ValueError(f"{self.name}: built for D={D} input features, got D={x.shape[-1]} "
                              f"(input shape {tuple(x.shape)})")
-        z = x @ self.params["kernel"]
+        W, xp = self.params["kernel"], backend.xp
+        if _time_major(x):                                    # x (B, T, D) viewing a (T, D, B) array
+            B, T = x.shape[:2]
+            X = x.transpose(2, 1, 0).reshape(D, T * B)        # columns (t, b): the D x N matrix x^T
+            z = xp.empty((B, T, self.units), x.dtype)
+            z[...] = (W.T @ X).reshape(-1, T, B).transpose(2, 1, 0)   # (H, N) -> (B, T, H)
+        else:
+            X = None
+            z = (x.reshape(-1, D) @ W).reshape(*x.shape[:-1], self.units)
         if self.use_bias:
             z += self.params["bias"]
         y = self.activation.forward(z)
-        self._remember((x, y))
+        self._remember((x, X, y))
         return y
 
     def backward(self, dy):
-        x, y = self._recall()
+        x, X, y = self._recall()
+        W = self.params["kernel"]
         dz = self.activation.backward(y, dy)                  # (..., H)
         dz2 = dz.reshape(-1, self.units)                      # (N, H), N = product of leading axes
-        self.grads["kernel"] += x.reshape(-1, x.shape[-1]).T @ dz2   # (D, H)
         if self.use_bias:
             self.grads["bias"] += dz2.sum(axis=0)             # (H,)
-        return dz @ self.params["kernel"].T                  # (..., D)
+        if X is None:
+            self.grads["kernel"] += x.reshape(-1, x.shape[-1]).T @ dz2   # (D, H)
+            return (dz2 @ W.T).reshape(x.shape)              # (..., D)
+        B, T = x.shape[:2]
+        dZ = dz.transpose(2, 1, 0).reshape(self.units, T * B)  # (H, N), columns (t, b) as X's
+        self.grads["kernel"] += X @ dZ.T                      # x^T dz, (D, H)
+        dX = (W @ dZ).reshape(-1, T, B)                       # (D, T, B)
+        return dX.transpose(2, 1, 0)                          # (B, T, D), a view of (D, T, B) memory
 
     def get_config(self):
         return {**super().get_config(), "units": self.units,
                 "activation": self.activation.name, "use_bias": self.use_bias}
+
+
+def _time_major(x) -> bool:
+    """True for a (B, T, D) array whose memory is time-major (T, D, B), as a recurrent
+    layer's output (a view of its (T, D, B) array), on the NumPy backend."""
+    return (x.ndim == 3 and x.shape[0] > 1 and backend.get_backend() == "numpy"
+            and x.transpose(1, 2, 0).flags.c_contiguous)
 
 
 class Flatten(Layer):

@@ -110,8 +110,13 @@ class Embedding(Layer):
 
     def backward(self, dy):
         ids = self._recall()
-        dE = dy.reshape(-1, self.output_dim)               # (N, output_dim), N = number of ids
-        backend.xp.add.at(self.grads["embeddings"], ids.reshape(-1), dE)   # repeated ids accumulate
+        xp, D = backend.xp, self.output_dim
+        dE = dy.reshape(-1, D)                             # (N, D), N = number of ids
+        # row id of the table gets every dE row of that id (repeated ids accumulate), done as a
+        # scatter-add of the N*D numbers into the flat table: entry (id, j) is id * D + j. (The
+        # same sums in the same order as add.at on rows, which NumPy runs several times slower.)
+        entries = (ids.reshape(-1, 1) * D + xp.arange(D)).reshape(-1)
+        xp.add.at(self.grads["embeddings"].reshape(-1), entries, dE.reshape(-1))
         return backend.xp.zeros(ids.shape, dtype=dy.dtype)  # integer ids: no gradient
 
     def get_config(self):

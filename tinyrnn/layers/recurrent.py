@@ -552,9 +552,18 @@ class GRUCell(RNNCell):
         return initializers.zeros(shape)
 
     def project_inputs(self, X):
+        """XW = W^T x_t + b_x for every step (T, G, B), with (reset_after) the recurrent
+        biases of z and r added too: they sit outside r's product, so adding b_h[z, r]
+        once here spares a step one addition. Only b_h[h] stays with U^T h_{t-1}."""
         XW = project(self.params["kernel"], X)
         if self.use_bias:
-            XW += (self.params["bias"][0] if self.reset_after else self.params["bias"])[:, None]
+            bias = self.params["bias"]
+            if self.reset_after:
+                H = self.units
+                XW[:, :2 * H] += (bias[0, :2 * H] + bias[1, :2 * H])[:, None]
+                XW[:, 2 * H:] += bias[0, 2 * H:][:, None]
+            else:
+                XW += bias[:, None]
         return XW
 
     def prepare(self, tape, T, B, dtype):
@@ -563,23 +572,32 @@ class GRUCell(RNNCell):
         tape.S = xp.empty((T, 2 * H, B), dtype)       # [z; r]
         tape.N = xp.empty((T, H, B), dtype)           # candidate n
         tape.R = xp.empty((T, H, B), dtype)           # rec_h (after) or r * h_{t-1} (before)
+        tape.rec = xp.empty((3 * H, B), dtype)        # a step's U^T h_{t-1}, overwritten every step
+        tape.U_T = xp.ascontiguousarray(self.params["recurrent_kernel"].T)  # (3H, H): BLAS reads it faster
+        if self.reset_after and self.use_bias:
+            tape.b_rec_h = self.params["bias"][1, 2 * H:, None]             # (H, 1)
 
     def step_forward(self, t, xw_t, states, tape):
+        """One step, every operation in place into the tape (no temporary arrays):
+        xw_t already holds b_x and (reset_after) b_h[z, r]."""
         h_prev, H, xp = states[0], self.units, backend.xp
-        U, sig = self.params["recurrent_kernel"], self.recurrent_activation
+        U_T, sig, rec = tape.U_T, self.recurrent_activation, tape.rec
         h_in = self.recurrent_input(h_prev, tape)                           # what U multiplies
         if self.reset_after:
-            rec = U.T @ h_in                                                # (3H, B)
+            xp.matmul(U_T, h_in, out=rec)                                   # U^T h_{t-1}, (3H, B)
+            zr = sig.forward(xp.add(xw_t[:2 * H], rec[:2 * H], out=tape.S[t]), out=tape.S[t])  # [z; r]
+            rec_h = tape.R[t]                                               # U_h^T h_{t-1} + b_h[h]
             if self.use_bias:
-                rec += self.params["bias"][1][:, None]
-            zr = sig.forward(xw_t[:2 * H] + rec[:2 * H], out=tape.S[t])     # [z; r]
-            rec_h = tape.R[t]
-            rec_h[...] = rec[2 * H:]
-            n_pre = xw_t[2 * H:] + zr[H:] * rec_h
+                xp.add(rec[2 * H:], tape.b_rec_h, out=rec_h)
+            else:
+                rec_h[...] = rec[2 * H:]
+            n_pre = xp.multiply(zr[H:], rec_h, out=rec[2 * H:])            # r * rec_h (rec's rows reused)
         else:
-            zr = sig.forward(xw_t[:2 * H] + U[:, :2 * H].T @ h_in, out=tape.S[t])
+            xp.matmul(U_T[:2 * H], h_in, out=rec[:2 * H])
+            zr = sig.forward(xp.add(xw_t[:2 * H], rec[:2 * H], out=tape.S[t]), out=tape.S[t])
             rh = xp.multiply(zr[H:], h_in, out=tape.R[t])                   # r * h_{t-1}
-            n_pre = xw_t[2 * H:] + U[:, 2 * H:].T @ rh
+            n_pre = xp.matmul(U_T[2 * H:], rh, out=rec[2 * H:])
+        n_pre += xw_t[2 * H:]
         n = self.activation.forward(n_pre, out=tape.N[t])
         z = zr[:H]
         h = xp.subtract(h_prev, n, out=tape.H[t + 1])                       # h_t = n + z (h_{t-1} - n)
@@ -591,9 +609,26 @@ class GRUCell(RNNCell):
         H, xp, S, n, h_prev = self.units, backend.xp, tape.S, tape.N, tape.H[:-1]  # the carry's h_{t-1}
         z, r = S[:, :H], S[:, H:]
         ds = self.recurrent_activation.derivative
-        dn = (1.0 - z) * self.activation.derivative(n)                      # dz_h = dh * dn
         T, B = n.shape[0], n.shape[2]
         tape.z = z
+        if self.reset_after and self._standard_activations():
+            # the same factors, written in place (s' = s (1 - s), tanh' = 1 - n^2):
+            #   rows z: (h_{t-1} - n) z (1 - z)   r: dn rec_h r (1 - r)   rec_h: dn r   h: dn,
+            # with dn = (1 - z)(1 - n^2); one temporary, 1 - z
+            tape.dZ_dh = F = xp.empty((T, 4, H, B), n.dtype)                # rows z, r, rec_h, h
+            one_minus_z = xp.subtract(1.0, z)
+            dn = xp.multiply(n, n, out=F[:, 3])
+            xp.subtract(1.0, dn, out=dn)
+            dn *= one_minus_z                                                # dz_h = dh * dn
+            xp.subtract(h_prev, n, out=F[:, 0])
+            F[:, 0] *= z
+            F[:, 0] *= one_minus_z
+            xp.multiply(dn, r, out=F[:, 2])
+            xp.subtract(1.0, r, out=F[:, 1])
+            F[:, 1] *= F[:, 2]
+            F[:, 1] *= tape.R
+            return
+        dn = (1.0 - z) * self.activation.derivative(n)                      # dz_h = dh * dn
         if self.reset_after:
             tape.dZ_dh = xp.empty((T, 4, H, B), n.dtype)                    # rows z, r, rec_h, h
             tape.dZ_dh[:, 0] = (h_prev - n) * ds(z)
@@ -605,6 +640,11 @@ class GRUCell(RNNCell):
             tape.dn = dn
             tape.dr_drh = tape.H_prev * ds(r)                               # h_{t-1} as U read it
             tape.r = r
+
+    def _standard_activations(self):
+        """True for tanh and sigmoid, whose derivatives ``prepare_backward`` writes in place."""
+        return (isinstance(self.activation, activations.Tanh)
+                and isinstance(self.recurrent_activation, activations.Sigmoid))
 
     def step_backward(self, t, dstates, tape):
         dh, H, xp = dstates[0], self.units, backend.xp
@@ -625,10 +665,12 @@ class GRUCell(RNNCell):
         D, H, grads = self.input_dim, self.units, self.grads
         g_kernel, g_rec = grads["kernel"], grads["recurrent_kernel"]
         if self.reset_after:                  # dZ rows z, r, rec_h, h: x feeds z, r, h; h feeds z, r, rec_h
-            M = sum_over_time_and_batch([X, tape.H_prev], tape.dZ, ones_row=self.use_bias)  # (D+H[+1], 4H)
+            # two products, each over only the rows its input feeds (h_{t-1} never meets the h
+            # rows): measured about twice as fast here as one product of the stacked [x; h; 1]
+            M = sum_over_time_and_batch([X], tape.dZ, ones_row=self.use_bias)          # (D [+ 1], 4H)
             g_kernel[:, :2 * H] += M[:D, :2 * H]
             g_kernel[:, 2 * H:] += M[:D, 3 * H:]
-            g_rec += M[D:D + H, :3 * H]
+            g_rec += sum_over_time_and_batch([tape.H_prev], tape.dZ[:, :3 * H])        # (H, 3H)
             if self.use_bias:
                 grads["bias"][0, :2 * H] += M[-1, :2 * H]
                 grads["bias"][0, 2 * H:] += M[-1, 3 * H:]
