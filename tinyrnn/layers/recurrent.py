@@ -115,6 +115,18 @@ def one_product(G, D, B) -> bool:
     return G * D * B >= ONE_PRODUCT_MACS
 
 
+CACHE_SLICE = 2**15
+"""Entries (steps x H x B) of one (n, H, B) slice in ``cache_slices``: 128 KiB of float32."""
+
+
+def cache_slices(T, entries_per_step) -> list:
+    """slice objects covering range(T), each of at most ``CACHE_SLICE`` entries (at least one
+    step): element-wise passes over a slice find its arrays still in the core's cache. The
+    course's layers (50 steps of (20, 32)) take one slice."""
+    step = max(1, CACHE_SLICE // entries_per_step)
+    return [slice(s, min(s + step, T)) for s in range(0, T, step)]
+
+
 def columns(a, part):
     """a[..., part]: the columns (sequences) of one batch part, or None for None."""
     return None if a is None else a[..., part]
@@ -460,19 +472,33 @@ class LSTMCell(RNNCell):
         return i, f, g, o
 
     def prepare_backward(self, tape):
-        H, S, tanh_c, xp = self.units, tape.S, tape.TC, backend.xp
+        """The factors of every reverse step, in place of the gates (see the class).
+
+        Computed in slices of time (``cache_slices``): a large layer's whole arrays
+        (W3: 100 steps of (256, 32) blocks, 3.2 MB each) do not fit in a core's
+        cache, and each of the dozen passes below would read and write memory again.
+        """
+        xp, T = backend.xp, tape.S.shape[0]
+        tape.f = xp.empty_like(tape.TC)               # dc_{t-1} = dc * f in every reverse step
+        tape.dc_dh = xp.empty_like(tape.TC)
+        for s in cache_slices(T, tape.TC[0].size):
+            self._backward_factors(tape.S[s], tape.TC[s], tape.C[s], tape.f[s], tape.dc_dh[s])
+        tape.dZ, tape.TC = tape.S, None               # step t's factors become dz_t in place
+
+    def _backward_factors(self, S, tanh_c, c_prev, f_out, dc_dh):
+        """prepare_backward on some steps: S (n, 4H, B) the gates -> the factors, in place;
+        tanh_c, c_prev (n, H, B) g_act(c_t) and c_{t-1}; writes f and dc/dh into f_out, dc_dh."""
+        H, xp = self.units, backend.xp
         i, f, g, o = S[:, :H], S[:, H:2 * H], S[:, 2 * H:3 * H], S[:, 3 * H:]
         ds, dact = self.recurrent_activation.derivative, self.activation.derivative
-        tape.f = f.copy()                             # dc_{t-1} = dc * f in every reverse step
-        tape.dc_dh = dact(tanh_c)
-        tape.dc_dh *= o                               # dc += dh * o g_act'(c_t)
+        f_out[...] = f
+        xp.multiply(dact(tanh_c), o, out=dc_dh)      # dc += dh * o g_act'(c_t)
         dz_c_dc = dact(g)
         dz_c_dc *= i                                  # dz_c = dc * i g_act'(z_c)
         xp.multiply(ds(i), g, out=i)                  # dz_i = dc * g s'(z_i)
         g[...] = dz_c_dc
-        xp.multiply(ds(f), tape.C[:-1], out=f)        # dz_f = dc * c_{t-1} s'(z_f)
+        xp.multiply(ds(f), c_prev, out=f)             # dz_f = dc * c_{t-1} s'(z_f)
         xp.multiply(ds(o), tanh_c, out=o)             # dz_o = dh * g_act(c_t) s'(z_o)
-        tape.dZ, tape.TC = S, None                    # step t's factors become dz_t in place
 
     def step_backward(self, t, dstates, tape):
         dh, dc_next = dstates

@@ -1,8 +1,11 @@
-"""Phase 1 and the input gradient as one matrix product over all steps (``one_product``):
-a large layer computes what the per-step products compute.
+"""What a large recurrent layer computes differently, for speed, computes the same:
 
-The tests lower ``recurrent.ONE_PRODUCT_MACS`` so the small test layers (B=5, T=4, D=3, H=4)
-take the one-product path, and compare with the per-step path in float64.
+- phase 1 and the input gradient as one matrix product over all steps (``one_product``),
+  compared with the per-step products;
+- the LSTM's backward factors in slices of time (``cache_slices``), compared with one slice.
+
+The tests lower ``recurrent.ONE_PRODUCT_MACS`` and ``recurrent.CACHE_SLICE`` so that the small
+test layers (B=5, T=4, D=3, H=4) take those paths, and compare in float64.
 """
 
 from __future__ import annotations
@@ -67,3 +70,21 @@ def test_one_product_in_slices_gradcheck(monkeypatch):
         layer.build((None, None, D))
     randomize_params(layer, seed=4)
     gradcheck(layer, numpy.random.default_rng(5).normal(size=(B, T, D))).assert_ok(1e-7)
+
+
+@pytest.mark.parametrize("name", ["LSTM", "RNN(PeepholeLSTMCell)"])
+def test_backward_factors_in_slices_equal_one_slice(monkeypatch, name):
+    with backend.float_precision("float64"):
+        layer = BUILDERS[name](return_sequences=True)
+        layer.build((None, None, D))
+    randomize_params(layer, seed=6)
+    rng = numpy.random.default_rng(7)
+    x, upstream = rng.normal(size=(B, T, D)), rng.normal(size=(B, T, H))
+    assert len(recurrent.cache_slices(T, H * B)) == 1
+    whole = forward_backward(layer, x, upstream, False)
+    monkeypatch.setattr(recurrent, "CACHE_SLICE", 2 * H * B)        # slices of 2 steps
+    assert [(s.start, s.stop) for s in recurrent.cache_slices(T, H * B)] == [(0, 2), (2, 4)]
+    sliced = forward_backward(layer, x, upstream, False)
+    assert_close(sliced[1], whole[1], atol=1e-13, name="dx")
+    for k in whole[2]:
+        assert_close(sliced[2][k], whole[2][k], atol=1e-12, name=k)
