@@ -53,7 +53,7 @@ from tinyrnn.layers.core import _rate, dropout_mask
 from tinyrnn.layers.normalization import layer_norm_backward, layer_norm_forward
 
 
-def sum_over_time_and_batch(inputs, dZ, ones_row=False, slice_size=None):
+def sum_over_time_and_batch(inputs, dZ, ones_row=False, slice_size=None, kernel=None, dX_out=None):
     """sum over t and b of v dz^T, with v the inputs stacked (and a row of ones).
 
     inputs: (T, k, B) arrays, stacked into v_t = [a_t; b_t; ...; 1] (K, B);
@@ -68,6 +68,11 @@ def sum_over_time_and_batch(inputs, dZ, ones_row=False, slice_size=None):
     course's small layers take one slice). The default, 2^20 entries shared by
     the ``backend.threads()`` that may run this at once, keeps that true when a
     layer's batch is split over threads.
+
+    With ``kernel`` W (D, G) and ``dX_out`` (T, D, B), also writes the input
+    gradient dx_t = W dz_t of every step into ``dX_out``, from the same copy of
+    dZ: one product per slice (W Z, (D, nB)) instead of one per step, which is
+    what makes it faster for a large layer (see ``one_product``).
     """
     xp = backend.xp
     T, G, B = dZ.shape
@@ -85,8 +90,41 @@ def sum_over_time_and_batch(inputs, dZ, ones_row=False, slice_size=None):
         if ones_row:
             V[-1] = 1
         Z = dZ[s:s + n].transpose(1, 0, 2).reshape(G, n * B)             # (G, nB): copied by reshape
-        total += V.reshape(K, n * B) @ Z.T
+        total += xp.dot(V.reshape(K, n * B), Z.T)                        # dot: less overhead than @ here
+        if dX_out is not None:                                  # dx_t = W dz_t: (D, n, B) -> (n, D, B)
+            dX_out[s:s + n] = xp.dot(kernel, Z).reshape(-1, n, B).transpose(1, 0, 2)
     return total
+
+
+ONE_PRODUCT_MACS = 2**20
+"""Multiply-adds of one step's input product (G x D x B) from which phase 1 and the input
+gradient run as one matrix product over all T x B columns instead of one per step."""
+
+
+def one_product(G, D, B) -> bool:
+    """Whether W^T x_t (and W dz_t) for all T steps should be one matrix product.
+
+    A step's product W^T x_t is (G, D) x (D, B). Numpy's stacked matmul makes one BLAS
+    call per step, and with B = 32 columns BLAS runs well below its speed on wide
+    matrices (measured on W3's (1024, 256) x (256, 32): about 100 GFLOP/s against 140
+    for the same work as one (1024, 256) x (256, 3200) product). One product needs its
+    operand copied into (D, T x B) layout, which costs more than it saves on the
+    course's small layers ((80, 20) x (20, 32): 69 us against 39 us over 50 steps), so
+    it is used from ``ONE_PRODUCT_MACS`` multiply-adds per step (W3's layers: 1-8 M).
+    """
+    return G * D * B >= ONE_PRODUCT_MACS
+
+
+CACHE_SLICE = 2**15
+"""Entries (steps x H x B) of one (n, H, B) slice in ``cache_slices``: 128 KiB of float32."""
+
+
+def cache_slices(T, entries_per_step) -> list:
+    """slice objects covering range(T), each of at most ``CACHE_SLICE`` entries (at least one
+    step): element-wise passes over a slice find its arrays still in the core's cache. The
+    course's layers (50 steps of (20, 32)) take one slice."""
+    step = max(1, CACHE_SLICE // entries_per_step)
+    return [slice(s, min(s + step, T)) for s in range(0, T, step)]
 
 
 def columns(a, part):
@@ -105,8 +143,17 @@ def project(W, X):
     T matrix products (``W.T @ X`` broadcasts over t). With one input feature
     (D = 1, the course's series) each product is an outer product w x_t, and
     one broadcast multiply does all T of them: one operation instead of T.
+    A large layer (``one_product``) makes them one matrix product
+    W^T [x_1 ... x_T] over all T x B columns; its result, (G, T, B) in memory,
+    is returned as its (T, G, B) view (step t reads G rows of B numbers).
     """
-    return W.T * X if W.shape[0] == 1 else W.T @ X
+    T, D, B = X.shape
+    if D == 1:
+        return W.T * X
+    if not one_product(W.shape[1], D, B):
+        return W.T @ X
+    columns_of_steps = X.transpose(1, 0, 2).reshape(D, T * B)                  # (D, TB): copied by reshape
+    return backend.xp.dot(W.T, columns_of_steps).reshape(-1, T, B).transpose(1, 0, 2)
 
 
 class RNNCell:
@@ -207,15 +254,22 @@ class RNNCell:
         """Weight gradients of all steps at once from X (T, D, B), tape.H_prev
         (T, H, B) and tape.dZ (T, G, B)."""
         D, H = self.input_dim, self.units
-        dWUb = sum_over_time_and_batch([X, tape.H_prev], tape.dZ, ones_row=self.use_bias)  # (D + H [+ 1], G)
+        (T, G, B), W = tape.dZ.shape, self.params["kernel"]
+        tape.dX = backend.xp.empty((T, D, B), X.dtype) if one_product(G, D, B) else None  # see input_grad
+        dWUb = sum_over_time_and_batch([X, tape.H_prev], tape.dZ, ones_row=self.use_bias,  # (D + H [+ 1], G)
+                                       kernel=W, dX_out=tape.dX)
         self.grads["kernel"] += dWUb[:D]
         self.grads["recurrent_kernel"] += dWUb[D:D + H]
         if self.use_bias:
             self.grads["bias"] += dWUb[D + H]
 
     def input_grad(self, tape):
-        """dX = W dZ for all steps at once: (T, G, B) -> (T, D, B)."""
-        return self.params["kernel"] @ tape.dZ
+        """dX = W dZ for all steps at once: (T, G, B) -> (T, D, B).
+
+        For a large layer (``one_product``) ``accumulate_grads`` has already made it,
+        from its copy of dZ, into ``tape.dX``."""
+        dX = getattr(tape, "dX", None)
+        return self.params["kernel"] @ tape.dZ if dX is None else dX
 
     def get_config(self) -> dict:
         return {"units": self.units, "activation": self.activation.name, "use_bias": self.use_bias}
@@ -418,19 +472,33 @@ class LSTMCell(RNNCell):
         return i, f, g, o
 
     def prepare_backward(self, tape):
-        H, S, tanh_c, xp = self.units, tape.S, tape.TC, backend.xp
+        """The factors of every reverse step, in place of the gates (see the class).
+
+        Computed in slices of time (``cache_slices``): a large layer's whole arrays
+        (W3: 100 steps of (256, 32) blocks, 3.2 MB each) do not fit in a core's
+        cache, and each of the dozen passes below would read and write memory again.
+        """
+        xp, T = backend.xp, tape.S.shape[0]
+        tape.f = xp.empty_like(tape.TC)               # dc_{t-1} = dc * f in every reverse step
+        tape.dc_dh = xp.empty_like(tape.TC)
+        for s in cache_slices(T, tape.TC[0].size):
+            self._backward_factors(tape.S[s], tape.TC[s], tape.C[s], tape.f[s], tape.dc_dh[s])
+        tape.dZ, tape.TC = tape.S, None               # step t's factors become dz_t in place
+
+    def _backward_factors(self, S, tanh_c, c_prev, f_out, dc_dh):
+        """prepare_backward on some steps: S (n, 4H, B) the gates -> the factors, in place;
+        tanh_c, c_prev (n, H, B) g_act(c_t) and c_{t-1}; writes f and dc/dh into f_out, dc_dh."""
+        H, xp = self.units, backend.xp
         i, f, g, o = S[:, :H], S[:, H:2 * H], S[:, 2 * H:3 * H], S[:, 3 * H:]
         ds, dact = self.recurrent_activation.derivative, self.activation.derivative
-        tape.f = f.copy()                             # dc_{t-1} = dc * f in every reverse step
-        tape.dc_dh = dact(tanh_c)
-        tape.dc_dh *= o                               # dc += dh * o g_act'(c_t)
+        f_out[...] = f
+        xp.multiply(dact(tanh_c), o, out=dc_dh)      # dc += dh * o g_act'(c_t)
         dz_c_dc = dact(g)
         dz_c_dc *= i                                  # dz_c = dc * i g_act'(z_c)
         xp.multiply(ds(i), g, out=i)                  # dz_i = dc * g s'(z_i)
         g[...] = dz_c_dc
-        xp.multiply(ds(f), tape.C[:-1], out=f)        # dz_f = dc * c_{t-1} s'(z_f)
+        xp.multiply(ds(f), c_prev, out=f)             # dz_f = dc * c_{t-1} s'(z_f)
         xp.multiply(ds(o), tanh_c, out=o)             # dz_o = dh * g_act(c_t) s'(z_o)
-        tape.dZ, tape.TC = S, None                    # step t's factors become dz_t in place
 
     def step_backward(self, t, dstates, tape):
         dh, dc_next = dstates
