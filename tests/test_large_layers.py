@@ -88,18 +88,3 @@ def test_backward_factors_in_slices_equal_one_slice(monkeypatch, name):
     assert_close(sliced[1], whole[1], atol=1e-13, name="dx")
     for k in whole[2]:
         assert_close(sliced[2][k], whole[2][k], atol=1e-12, name=k)
-
-
-def test_engine_keeps_freed_memory_on_glibc():
-    """The engine's first call sets glibc's malloc to keep freed memory (``keep_freed_memory``),
-    so a large layer's next batch does not page-fault its arrays in again."""
-    import platform
-
-    from tinyrnn.layers import Dense
-    from tinyrnn.models import Sequential
-
-    model = Sequential([Dense(2, input_shape=[3])])
-    model.predict(numpy.zeros((1, 3), numpy.float32))
-    assert backend.keep_freed_memory.cache_info().currsize == 1      # called by the engine
-    expected = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
-    assert backend.keep_freed_memory() is expected

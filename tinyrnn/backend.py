@@ -18,7 +18,6 @@ import ctypes
 import functools
 import os
 import pathlib
-import platform
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy
@@ -301,35 +300,8 @@ def engine_blas_threads(n_parts: int = 1) -> int:
 
 def engine_blas(n_parts: int = 1):
     """Context manager: NumPy's BLAS on ``engine_blas_threads(n_parts)`` threads inside,
-    the caller's setting afterwards. (The first call also applies ``keep_freed_memory``.)"""
-    keep_freed_memory()
+    the caller's setting afterwards."""
     return blas_threads_set_to(engine_blas_threads(n_parts))
-
-
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3   # glibc's mallopt parameters (malloc.h)
-
-
-@functools.cache
-def keep_freed_memory() -> bool:
-    """Let glibc's malloc keep freed memory for the next allocation (Linux with glibc; once
-    per process, the first time the engine runs). Returns whether it was set.
-
-    Why: a training step allocates its large arrays afresh (the tape of each forward
-    pass), and by default glibc gives the memory of arrays above a few MB back to the
-    system when they are freed, so the next batch page-faults it in again and the kernel
-    zeroes every page: on W3 about 20 MiB a batch, 5-15 % of its time spent in the
-    kernel. With mmap only from 32 MiB (glibc's largest threshold) and no trimming,
-    the memory freed by one batch serves the next (0 faults a batch after the first).
-    The process keeps the memory of its largest step (W3: about 130 MiB) until it ends.
-    The same as starting Python with ``MALLOC_MMAP_THRESHOLD_=33554432`` and
-    ``MALLOC_TRIM_THRESHOLD_=1073741824`` in the environment.
-    """
-    if _name != "numpy" or not platform.libc_ver()[0] == "glibc":
-        return False
-    mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
-    if mallopt is None:
-        return False
-    return bool(mallopt(_M_MMAP_THRESHOLD, 32 * 2**20)) and bool(mallopt(_M_TRIM_THRESHOLD, 2**30))
 
 
 def batch_parts(batch_size: int, entries_per_step: int) -> list:
