@@ -77,6 +77,26 @@ def recurrent_builders(units: int, keras_protocol: bool = True) -> dict:
     return builders
 
 
+RECURRENT_STATES = {"SimpleRNN": 1, "LSTM": 2, "GRU(reset_after)": 1, "GRU(reset_before)": 1,
+                    "RNN(PeepholeLSTMCell)": 2, "RNN(LNSimpleRNNCell)": 1, "RNN(Keras-protocol LSTM)": 2}
+"""How many states (h, or h and c) each of ``recurrent_builders``' layers carries."""
+
+
+def random_float64_layer(make, x, seed=2):
+    """``make()`` in float64, built on ``x`` (a Keras-protocol cell builds its pieces on its first
+    step), with random weights and biases, and gains near 1 (gains near 0 shrink gradients to noise)."""
+    from tinyrnn.layers.base import parameter_owners
+
+    with backend.float_precision("float64"):
+        layer = make()
+        layer(x)
+    for owner in parameter_owners([layer]):
+        randomize_params(owner, seed=seed)
+        if "gamma" in owner.params:
+            owner.params["gamma"][...] += 1.0
+    return layer
+
+
 def keras_style_lstm(units: int):
     """A cell in Keras's protocol (recorded steps): an LSTM cell called as cell(x_t, states)."""
     from tinyrnn.layers import Layer, LSTMCell

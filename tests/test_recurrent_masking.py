@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import numpy
 import pytest
-from helpers import DATA, assert_close, randomize_params, recurrent_builders
+from helpers import (
+    DATA,
+    RECURRENT_STATES,
+    assert_close,
+    random_float64_layer,
+    recurrent_builders,
+)
 
-import tinyrnn
 from tinyrnn import backend, gradcheck
 from tinyrnn.layers import GRU, LSTM, Layer
 
@@ -21,8 +26,7 @@ RIGHT_PADDED = numpy.array([[True] * 5, [True] * 3 + [False] * 2])        # leng
 WITH_HOLES = numpy.array([[True, False, True, True, False], [False, True, False, True, True]])
 
 BUILDERS = recurrent_builders(H)
-N_STATES = {"SimpleRNN": 1, "LSTM": 2, "GRU(reset_after)": 1, "GRU(reset_before)": 1,
-            "RNN(PeepholeLSTMCell)": 2, "RNN(LNSimpleRNNCell)": 1, "RNN(Keras-protocol LSTM)": 2}
+N_STATES = RECURRENT_STATES
 
 
 def normal(*shape, seed=0, scale=1.0):
@@ -31,13 +35,7 @@ def normal(*shape, seed=0, scale=1.0):
 
 def built(name, seed=2, **kwargs):
     """A float64 layer with random weights, biases and gains, built for (B, T, D) inputs."""
-    with backend.float_precision("float64"):
-        layer = BUILDERS[name](**kwargs)
-        layer(normal(B, T, D))             # a Keras-protocol cell builds its pieces on its first step
-    for owner in tinyrnn.layers.base.parameter_owners([layer]):
-        randomize_params(owner, seed=seed)
-        if "gamma" in owner.params:        # gains near 1: gains near 0 shrink gradients to noise
-            owner.params["gamma"][...] += 1.0
+    layer = random_float64_layer(lambda: BUILDERS[name](**kwargs), normal(B, T, D), seed=seed)
     return layer
 
 

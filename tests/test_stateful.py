@@ -8,7 +8,14 @@ from __future__ import annotations
 
 import numpy
 import pytest
-from helpers import DATA, assert_close, randomize_params, recurrent_builders
+from helpers import (
+    DATA,
+    RECURRENT_STATES,
+    assert_close,
+    random_float64_layer,
+    randomize_params,
+    recurrent_builders,
+)
 
 import tinyrnn
 from tinyrnn import backend, gradcheck, seeding
@@ -19,8 +26,7 @@ B, T, D, H = 2, 5, 3, 4
 TOL = 1e-7
 
 BUILDERS = recurrent_builders(H)
-N_STATES = {"SimpleRNN": 1, "LSTM": 2, "GRU(reset_after)": 1, "GRU(reset_before)": 1,
-            "RNN(PeepholeLSTMCell)": 2, "RNN(LNSimpleRNNCell)": 1, "RNN(Keras-protocol LSTM)": 2}
+N_STATES = RECURRENT_STATES
 
 
 def normal(*shape, seed=0, scale=1.0):
@@ -28,12 +34,8 @@ def normal(*shape, seed=0, scale=1.0):
 
 
 def built(name, seed=2, **kwargs):
-    """A float64 layer with random weights and biases, built for (B, T, D) inputs."""
-    with backend.float_precision("float64"):
-        layer = BUILDERS[name](**kwargs)
-        layer(normal(B, T, D))             # a Keras-protocol cell builds its pieces on its first step
-    for owner in tinyrnn.layers.base.parameter_owners([layer]):
-        randomize_params(owner, seed=seed)
+    """A float64 layer with random weights, biases and gains, built for (B, T, D) inputs."""
+    layer = random_float64_layer(lambda: BUILDERS[name](**kwargs), normal(B, T, D), seed=seed)
     layer.reset_states()
     return layer
 
