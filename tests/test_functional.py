@@ -14,6 +14,7 @@ import pytest
 
 import tinyrnn
 from tinyrnn import Input, Model, Sequential, activations, backend, gradcheck, ops
+from tinyrnn.bench import KerasLNCell
 from tinyrnn.layers import (
     GRU,
     LSTM,
@@ -26,7 +27,6 @@ from tinyrnn.layers import (
     GRUCell,
     Lambda,
     Layer,
-    LayerNormalization,
     LNSimpleRNNCell,
     LSTMCell,
     Maximum,
@@ -365,24 +365,7 @@ def test_a_subclassed_model_trains_and_gradchecks():
     assert len(report.checks) == 1 + 3 + 2 + 2          # input, rnn (W, U, b), project, head
 
 
-# --- a cell in Keras's cell protocol ------------------------------------------------------------
-class MyLNCell(Layer):
-    """The course's layer-normalised cell, written exactly as for Keras."""
-
-    def __init__(self, units, activation="tanh", **kwargs):
-        super().__init__(**kwargs)
-        self.state_size = units
-        self.output_size = units
-        self.simple_rnn_cell = SimpleRNNCell(units, activation=None)
-        self.layer_norm = LayerNormalization()
-        self.activation = tinyrnn.activations.get(activation)
-
-    def call(self, inputs, states):
-        outputs, new_states = self.simple_rnn_cell(inputs, states)
-        norm_outputs = self.activation(self.layer_norm(outputs))
-        return norm_outputs, [norm_outputs]
-
-
+# --- a cell in Keras's cell protocol: the course's LN cell, written exactly as for Keras -------------
 def compare_layers(mine, reference, x, seed=10):
     """Same random weights into both; outputs, input gradient, every weight gradient to 1e-10."""
     with backend.float_precision("float64"):
@@ -419,14 +402,14 @@ LN_OPTIONS = {"sequences": {"return_sequences": True},
 @pytest.mark.parametrize("kwargs", LN_OPTIONS.values(), ids=LN_OPTIONS.keys())
 def test_a_keras_protocol_ln_cell_equals_the_built_in_ln_cell(kwargs):
     with backend.float_precision("float64"):
-        mine, reference = RNN(MyLNCell(H), **kwargs), RNN(LNSimpleRNNCell(H), **kwargs)
+        mine, reference = RNN(KerasLNCell(H), **kwargs), RNN(LNSimpleRNNCell(H), **kwargs)
     assert mine.recorded and not reference.recorded
     compare_layers(mine, reference, normal(B, T, D, seed=11))
 
 
 def test_a_keras_protocol_ln_cell_gradchecks():
     with backend.float_precision("float64"):
-        layer = RNN(MyLNCell(H), return_sequences=True)
+        layer = RNN(KerasLNCell(H), return_sequences=True)
         layer(normal(B, T, D))
     randomize(layer, seed=12)
     report = gradcheck(layer, normal(B, T, D, seed=13))
@@ -437,7 +420,7 @@ def test_a_keras_protocol_ln_cell_gradchecks():
 def test_a_keras_protocol_cell_in_a_functional_model_with_unknown_time_steps_trains_and_gradchecks():
     with backend.float_precision("float64"):
         x = Input(shape=[None, D])
-        sequence, state = RNN(MyLNCell(H), return_sequences=True, return_state=True)(x)
+        sequence, state = RNN(KerasLNCell(H), return_sequences=True, return_state=True)(x)
         model = Model(x, [Dense(1)(sequence), state])
     predicted = model.predict(normal(B, 7, D))
     assert [p.shape for p in predicted] == [(B, 7, 1), (B, H)]

@@ -12,20 +12,13 @@ from __future__ import annotations
 
 import numpy
 import pytest
-from helpers import assert_close, randomize_params
+from helpers import assert_close, randomize_params, recurrent_builders
 
 from tinyrnn import backend, gradcheck, seeding
-from tinyrnn.layers import GRU, LSTM, RNN, LNSimpleRNNCell, PeepholeLSTMCell, SimpleRNN, recurrent
+from tinyrnn.layers import LSTM, recurrent
 
 B, T, D, H = 5, 4, 3, 4
-BUILDERS = {
-    "SimpleRNN": lambda **kw: SimpleRNN(H, **kw),
-    "LSTM": lambda **kw: LSTM(H, **kw),
-    "GRU(reset_after)": lambda **kw: GRU(H, **kw),
-    "GRU(reset_before)": lambda **kw: GRU(H, reset_after=False, **kw),
-    "RNN(PeepholeLSTMCell)": lambda **kw: RNN(PeepholeLSTMCell(H), **kw),
-    "RNN(LNSimpleRNNCell)": lambda **kw: RNN(LNSimpleRNNCell(H), **kw),
-}
+BUILDERS = recurrent_builders(H, keras_protocol=False)
 
 
 def forward_backward(layer, x, upstream, training):
