@@ -231,13 +231,13 @@ def test_lstm_final_states_against_the_equations():
 
 @pytest.mark.parametrize("activation, recurrent_activation", [("relu", "sigmoid"), ("tanh", "tanh")])
 def test_lstm_with_other_activations(activation, recurrent_activation):
-    """Other activations than (tanh, sigmoid) take the plain path: no one-exp gates."""
+    """Other activations than (tanh, sigmoid) take the plain path: no one-tanh gates."""
     with backend.float_precision("float64"):
         layer = LSTM(H, activation=activation, recurrent_activation=recurrent_activation,
                      return_sequences=True)
         layer.build((None, None, D))
     randomize_params(layer, seed=4)
-    assert not layer.cell.one_exp
+    assert not layer.cell.tanh_gates
     x = inputs()
     y = layer.forward(x)
     W, U, b = (backend.to_numpy(layer.params[k]) for k in ("kernel", "recurrent_kernel", "bias"))
@@ -253,13 +253,13 @@ def test_lstm_with_other_activations(activation, recurrent_activation):
 
 
 class PlainLSTMCell(LSTMCell):
-    """The LSTM cell without the one-exp gates: sigmoid and tanh as two activations."""
+    """The LSTM cell without the one-tanh gates: sigmoid and tanh as two activations."""
 
-    one_exp = False
+    tanh_gates = False
 
 
-def test_one_exp_gates_train_as_the_plain_activations_in_float32():
-    """s(z) = 1 / (1 + e^-z) and tanh(z) = 2 s(2z) - 1 from one exp: the same training to float32 rounding."""
+def test_one_tanh_gates_train_as_the_plain_activations_in_float32():
+    """s(z) = (1 + tanh(z / 2)) / 2 and g = tanh(z_c) from one tanh: the same training to float32 rounding."""
     rng = numpy.random.default_rng(6)
     x = rng.normal(size=(64, 12, D)).astype("float32")
     y = rng.normal(size=(64, 12, H)).astype("float32")
@@ -268,12 +268,12 @@ def test_one_exp_gates_train_as_the_plain_activations_in_float32():
         seeding.set_random_seed(7)
         model = Sequential([RNN(cell_class(H), return_sequences=True, input_shape=[None, D])])
         model.compile(loss="mse", optimizer="adam")
-        assert model.layers[0].cell.one_exp == (cell_class is LSTMCell)
+        assert model.layers[0].cell.tanh_gates == (cell_class is LSTMCell)
         histories.append(model.fit(x, y, epochs=4, batch_size=16, shuffle=False, verbose=0).history["loss"])
         weights.append(model.get_weights())
     assert_close(numpy.array(histories[0]), numpy.array(histories[1]), rtol=1e-6, atol=0, name="loss curve")
-    for one_exp, plain in zip(*weights):
-        assert_close(one_exp, plain, rtol=0, atol=1e-6, name="weights after training")
+    for one_tanh, plain in zip(*weights):
+        assert_close(one_tanh, plain, rtol=0, atol=1e-6, name="weights after training")
 
 
 def test_any_sequence_length_after_building_with_T_none():

@@ -153,6 +153,9 @@ def test_engine_blas_rule():
         assert backend.engine_blas_threads() == 1                  # small operations, a batch not split
         assert backend.engine_blas_threads(4) == 1                 # a batch split over the 4 cores
         assert backend.engine_blas_threads(2) == 2                 # B=2 in 2 parts: 2 cores a part
+        assert backend.engine_blas_threads(1, backend.SHARED_PRODUCT_MACS - 1) == 1
+        assert backend.engine_blas_threads(1, backend.SHARED_PRODUCT_MACS) == 4  # large products, not split
+        assert backend.engine_blas_threads(2, backend.SHARED_PRODUCT_MACS) == 2
         backend.set_blas_threads(3)
         assert backend.engine_blas_threads() == 3 == backend.engine_blas_threads(4)
     finally:
@@ -195,15 +198,18 @@ def two_layer_model():
 
 
 @needs_openblas
-@pytest.mark.parametrize("n_threads, grain, batch_size, expected", [
-    (2, None, 8, {("forward", 8, 1), ("backward", 8, 1)}),    # small layers: one BLAS thread
-    (2, 1, 8, {("forward", 4, 1), ("backward", 4, 1)}),       # large, split in 2 parts: one BLAS thread each
-    (4, 1, 2, {("forward", 1, 2), ("backward", 1, 2)}),       # large, B=2 on 4 cores: 2 BLAS threads a part
-], ids=["small", "large-split", "large-two-sequences"])
+@pytest.mark.parametrize("n_threads, grain, shared_macs, batch_size, expected", [
+    (2, None, None, 8, {("forward", 8, 1), ("backward", 8, 1)}),  # small layers: one BLAS thread
+    (2, None, 1, 8, {("forward", 8, 2), ("backward", 8, 2)}),     # large products, not split: every core
+    (2, 1, None, 8, {("forward", 4, 1), ("backward", 4, 1)}),     # large, in 2 parts: 1 BLAS thread each
+    (4, 1, None, 2, {("forward", 1, 2), ("backward", 1, 2)}),     # large, B=2 on 4 cores: 2 a part
+], ids=["small", "shared-products", "large-split", "large-two-sequences"])
 def test_fit_uses_the_rule_inside_and_leaves_the_caller_blas_threads(monkeypatch, n_threads, grain,
-                                                                       batch_size, expected):
+                                                                       shared_macs, batch_size, expected):
     if grain is not None:
         monkeypatch.setattr(backend, "PARALLEL_GRAIN", grain)
+    if shared_macs is not None:
+        monkeypatch.setattr(backend, "SHARED_PRODUCT_MACS", shared_macs)
     backend.set_threads(n_threads)
     backend.limit_blas_threads(2)                                    # the caller's own setting
     rng = numpy.random.default_rng(8)
@@ -215,7 +221,8 @@ def test_fit_uses_the_rule_inside_and_leaves_the_caller_blas_threads(monkeypatch
         for layer in model.layers:
             recording_blas_threads(layer, seen)
         model.fit(x, y, epochs=1, batch_size=batch_size, verbose=0)
-        assert seen == expected | {("forward", 1, 1)}     # and fit's check of y's shape, on one sequence
+        one_sequence = ("forward", 1, 2 if shared_macs else 1)     # fit's check of y's shape
+        assert seen == expected | {one_sequence}
         assert backend.blas_threads() == 2                           # the caller's, after fit
         model.predict(x)
         assert backend.blas_threads() == 2

@@ -25,8 +25,6 @@ backward is the activation's own ``backward`` (``tinyrnn.graph``).
 
 from __future__ import annotations
 
-import contextlib
-
 from tinyrnn import backend, graph
 
 
@@ -139,22 +137,19 @@ class ActivationCall:
 
 
 def logistic(z, out=None):
-    """The logistic function 1 / (1 + exp(-z)).
+    """The logistic function 1 / (1 + exp(-z)), as (1 + tanh(z / 2)) / 2.
 
-    For z below about -88 (float32) exp(-z) overflows to inf and the result is
-    0, within 1e-38 of the true value; that overflow's warning is silenced.
+    The same function (tanh(z / 2) = (1 - e^-z) / (1 + e^-z)), in four operations as
+    1 / (1 + exp(-z)) is, but tanh never overflows: no warning to silence, and NumPy's
+    tanh is faster than its exp. Below z of about -18 (float32) it gives 0, within
+    2e-8 of the true value.
     """
     xp = backend.xp
-    with overflow_ignored():
-        out = xp.exp(xp.negative(z, out=out), out=out)
-    out += 1.0
-    return xp.reciprocal(out, out=out)
-
-
-def overflow_ignored():
-    """numpy.errstate(over="ignore") on NumPy; CuPy never warns."""
-    errstate = getattr(backend.xp, "errstate", None)
-    return errstate(over="ignore") if errstate else contextlib.nullcontext()
+    half = xp.asarray(0.5, dtype=z.dtype) if hasattr(z, "dtype") else 0.5
+    out = xp.tanh(xp.multiply(z, half, out=out), out=out)
+    out *= half
+    out += half
+    return out
 
 
 ACTIVATIONS = {"linear": Linear, None: Linear, "tanh": Tanh, "sigmoid": Sigmoid, "relu": ReLU,

@@ -211,6 +211,10 @@ def blas_threads_set_to(n: int):
 PARALLEL_GRAIN = 2**15
 """Entries per time step (B x G) from which a recurrent layer splits its batch over threads."""
 
+SHARED_PRODUCT_MACS = 2**20
+"""Multiply-adds of a step's recurrent product (G x H x B) from which a recurrent layer whose
+batch is not split gives its products every core's BLAS threads."""
+
 _threads = None        # set_threads: None is every available core
 _blas_override = None  # set_blas_threads: None is the engine's rule
 _pool = None           # the threads that run a split batch's parts, made on first use
@@ -236,6 +240,10 @@ def set_threads(n: int | None = None) -> None:
       afterwards): the course's products ((80, 20) x (20, 32)) are too small to
       share, a thread pool only adds synchronisation, and on a busy machine its
       spinning threads made training 5-15x slower.
+    * **a recurrent layer with large products shares them.** A layer whose batch is not
+      split (below) but whose steps' recurrent products have at least
+      ``SHARED_PRODUCT_MACS`` multiply-adds (G x H x B, e.g. the book's GRU(128) at B=32:
+      1.6 M; the course's LSTM(20): 51 k) gives its products every core's BLAS threads.
     * **a large recurrent layer splits its batch over the cores.** A layer whose
       steps have at least ``PARALLEL_GRAIN`` entries (B x G, e.g. B=64 with
       LSTM(256): 65536; the course's LSTM(20) at B=32 has 2560) cuts its batch
@@ -289,19 +297,22 @@ def blas_threads_override() -> int | None:
     return _blas_override
 
 
-def engine_blas_threads(n_parts: int = 1) -> int:
-    """The BLAS threads the engine gives an operation (see ``set_threads``): one, or
-    ``threads() // n_parts`` in each of ``n_parts`` parts of a split batch;
-    ``set_blas_threads`` overrides both."""
+def engine_blas_threads(n_parts: int = 1, macs: int = 0) -> int:
+    """The BLAS threads the engine gives an operation (see ``set_threads``): one,
+    ``threads() // n_parts`` in each of ``n_parts`` parts of a split batch, or every core
+    for a layer not split whose steps' products have ``macs`` >= ``SHARED_PRODUCT_MACS``
+    multiply-adds; ``set_blas_threads`` overrides all three."""
     if _blas_override is not None:
         return _blas_override
-    return max(1, threads() // n_parts) if n_parts > 1 else 1
+    if n_parts > 1:
+        return max(1, threads() // n_parts)
+    return threads() if macs >= SHARED_PRODUCT_MACS else 1
 
 
-def engine_blas(n_parts: int = 1):
-    """Context manager: NumPy's BLAS on ``engine_blas_threads(n_parts)`` threads inside,
-    the caller's setting afterwards."""
-    return blas_threads_set_to(engine_blas_threads(n_parts))
+def engine_blas(n_parts: int = 1, macs: int = 0):
+    """Context manager: NumPy's BLAS on ``engine_blas_threads(n_parts, macs)`` threads
+    inside, the caller's setting afterwards."""
+    return blas_threads_set_to(engine_blas_threads(n_parts, macs))
 
 
 def batch_parts(batch_size: int, entries_per_step: int) -> list:
@@ -312,13 +323,16 @@ def batch_parts(batch_size: int, entries_per_step: int) -> list:
     return [slice(start, stop) for start, stop in zip(bounds, bounds[1:])]
 
 
-def parallel_map(function, *iterables) -> list:
+def parallel_map(function, *iterables, macs: int = 0) -> list:
     """[function(*items) for items in zip(*iterables)], one thread per call when there are
-    several, sharing the engine's cores: each call's BLAS gets ``threads() // calls``."""
+    several, sharing the engine's cores: each call's BLAS gets ``threads() // calls``.
+    One call runs in the caller's thread, its BLAS on every core when its steps' products
+    have ``macs`` >= ``SHARED_PRODUCT_MACS`` multiply-adds (``engine_blas_threads``)."""
     global _pool
     calls = list(zip(*iterables))
     if len(calls) <= 1:
-        return [function(*items) for items in calls]
+        with engine_blas(1, macs):
+            return [function(*items) for items in calls]
     if _pool is None:
         _pool = ThreadPoolExecutor(threads(), thread_name_prefix="tinyrnn")
     with engine_blas(len(calls)):

@@ -205,14 +205,24 @@ class RNNCell:
         twin.grads = {name: backend.xp.zeros_like(grad) for name, grad in self.grads.items()}
         return twin
 
+    # --- the order of z's rows ---------------------------------------------------
+    def to_rows(self, a):
+        """A (..., G) weight array with its columns in the order of z's rows inside the
+        recurrence (``LSTMCell`` reorders its gates; the other cells keep Keras's order)."""
+        return a
+
+    def to_keras(self, a):
+        """The inverse of ``to_rows``: a (..., G) gradient back in Keras's column order."""
+        return a
+
     # --- phase 1 ------------------------------------------------------------
     def project_inputs(self, X, k=1.0):
         """XW = k (W^T X + b) for all steps at once: X (T, D, B) -> XW (T, G, B).
 
         k (G,) scales each row of z (``LSTMCell.row_scale``); 1 for the other cells."""
-        XW = project(self.params["kernel"] * k, X)
+        XW = project(self.to_rows(self.params["kernel"]) * k, X)
         if self.use_bias:
-            XW += (self.params["bias"] * k)[:, None]
+            XW += (self.to_rows(self.params["bias"]) * k)[:, None]
         return XW
 
     # --- phases 2 and 3 -------------------------------------------------------
@@ -254,10 +264,10 @@ class RNNCell:
         """Weight gradients of all steps at once from X (T, D, B), tape.H_prev
         (T, H, B) and tape.dZ (T, G, B)."""
         D, H = self.input_dim, self.units
-        (T, G, B), W = tape.dZ.shape, self.params["kernel"]
+        (T, G, B), W = tape.dZ.shape, self.to_rows(self.params["kernel"])
         tape.dX = backend.xp.empty((T, D, B), X.dtype) if one_product(G, D, B) else None  # see input_grad
-        dWUb = sum_over_time_and_batch([X, tape.H_prev], tape.dZ, ones_row=self.use_bias,  # (D + H [+ 1], G)
-                                       kernel=W, dX_out=tape.dX)
+        dWUb = self.to_keras(sum_over_time_and_batch([X, tape.H_prev], tape.dZ, ones_row=self.use_bias,
+                                                     kernel=W, dX_out=tape.dX))  # (D + H [+ 1], G)
         self.grads["kernel"] += dWUb[:D]
         self.grads["recurrent_kernel"] += dWUb[D:D + H]
         if self.use_bias:
@@ -269,7 +279,7 @@ class RNNCell:
         For a large layer (``one_product``) ``accumulate_grads`` has already made it,
         from its copy of dZ, into ``tape.dX``."""
         dX = getattr(tape, "dX", None)
-        return self.params["kernel"] @ tape.dZ if dX is None else dX
+        return self.to_rows(self.params["kernel"]) @ tape.dZ if dX is None else dX
 
     def get_config(self) -> dict:
         return {"units": self.units, "activation": self.activation.name, "use_bias": self.use_bias}
@@ -368,23 +378,29 @@ class SimpleRNNCell(RNNCell):
 
 
 class LSTMCell(RNNCell):
-    """Long short-term memory cell, Keras gate order i, f, c, o.
+    """Long short-term memory cell; its weights in Keras's gate order i, f, c, o.
 
     Forward (s = sigmoid, the recurrent activation; g_act = tanh):
-        z = W^T x_t + U^T h_{t-1} + b                (4H, B): row blocks z_i z_f z_c z_o
-        i = s(z_i)   f = s(z_f)   g = g_act(z_c)   o = s(z_o)
+        z = W^T x_t + U^T h_{t-1} + b                (4H, B): row blocks z_o z_i z_f z_c
+        o = s(z_o)   i = s(z_i)   f = s(z_f)   g = g_act(z_c)
         c_t = f * c_{t-1} + i * g
         h_t = o * g_act(c_t)
     Backward (dh, dc: the gradients reaching h_t and c_t from above and from later steps):
         dc   = dc + dh * o * g_act'(c_t)
-        dz_i = dc * g * s'(z_i)      dz_f = dc * c_{t-1} * s'(z_f)
-        dz_c = dc * i * g_act'(z_c)  dz_o = dh * g_act(c_t) * s'(z_o)
+        dz_o = dh * g_act(c_t) * s'(z_o)
+        dz_i = dc * g * s'(z_i)      dz_f = dc * c_{t-1} * s'(z_f)      dz_c = dc * i * g_act'(z_c)
         dc_{t-1} = dc * f            dh_{t-1} = U dz
+    Inside the recurrence z's rows are in the order o, i, f, g (``ROW_BLOCKS``), not
+    Keras's i, f, c, o: the three sigmoid gates side by side, so one operation serves
+    all three, and the three blocks that backward multiplies by dc (i, f, g) side by
+    side too. ``to_rows`` puts W, U and b in that order for a pass and ``to_keras`` the
+    gradients back in Keras's.
+
     Every factor that multiplies dc or dh above depends only on the forward
     pass: ``prepare_backward`` computes them for all steps at once, in place of
     the gate activations they come from (tape.S becomes tape.dZ), and a reverse
     step multiplies step t's factors by dc and dh, again in place, giving dz_t.
-    The tape so holds 7H numbers per step and sequence: i, f, g, o, c_t,
+    The tape so holds 7H numbers per step and sequence: o, i, f, g, c_t,
     g_act(c_t), h_t, which is what BPTT through an LSTM must keep.
     """
 
@@ -392,12 +408,18 @@ class LSTMCell(RNNCell):
 
     gates = 4
     n_states = 2
+    ROW_BLOCKS = (3, 0, 1, 2)  # z's row blocks o, i, f, g are Keras's gate blocks 3, 0, 1, 2
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
                  use_bias=True, unit_forget_bias=True, name=None):
         super().__init__(units, activation=activation, use_bias=use_bias, name=name)
         self.recurrent_activation = activations.get(recurrent_activation)
         self.unit_forget_bias = unit_forget_bias
+        H = self.units
+        self._rows = [k for block in self.ROW_BLOCKS for k in range(block * H, (block + 1) * H)]
+        self._keras = [0] * (4 * H)
+        for row, column in enumerate(self._rows):
+            self._keras[column] = row
 
     def bias_init(self):
         b = initializers.zeros((4 * self.units,))
@@ -405,22 +427,32 @@ class LSTMCell(RNNCell):
             b[self.units:2 * self.units] = 1.0  # forget gate open at the start
         return b
 
+    def to_rows(self, a):
+        return a[..., self._rows]
+
+    def to_keras(self, a):
+        return a[..., self._keras]
+
+    def blocks(self, A):
+        """The row blocks o, i, f, g of A (..., 4H, B), as views."""
+        H = self.units
+        return A[..., :H, :], A[..., H:2 * H, :], A[..., 2 * H:3 * H, :], A[..., 3 * H:, :]
+
     @property
-    def one_exp(self):
-        """True for the default activations (sigmoid gates, tanh candidate): one exp serves all four gates."""
+    def tanh_gates(self):
+        """True for the default activations (sigmoid gates, tanh candidate): one tanh gives all four."""
         return (self.recurrent_activation.name, self.activation.name) == ("sigmoid", "tanh")
 
     def row_scale(self, dtype):
-        """k (4H,): how ``one_exp`` scales each row of z (1 everywhere otherwise).
+        """k (4H,): how ``tanh_gates`` scales each row of z (1 everywhere otherwise).
 
-        s(z) = 1 / (1 + e^{-z}) and tanh(z) = 2 s(2z) - 1, so with k = -1 on the
-        rows of i, f, o and k = -2 on the candidate's rows, every gate is an affine
-        function of e = 1 / (1 + exp(k z)): i, f, o = e and g = 2 e - 1.
+        s(z) = (1 + tanh(z / 2)) / 2, so with k = 1/2 on the rows of o, i, f and 1 on
+        the candidate's rows, one tanh of k z gives every gate: g, and on the other
+        rows tanh(z / 2), from which s(z) is one multiply and one add away.
         """
-        H, k = self.units, backend.xp.ones(4 * self.units, dtype)
-        if self.one_exp:
-            k[:] = -1.0
-            k[2 * H:3 * H] = -2.0
+        k = backend.xp.ones(4 * self.units, dtype)
+        if self.tanh_gates:
+            k[:3 * self.units] = 0.5
         return k
 
     def project_inputs(self, X):
@@ -429,11 +461,11 @@ class LSTMCell(RNNCell):
 
     def prepare(self, tape, T, B, dtype):
         xp, H = backend.xp, self.units
-        tape.S = xp.empty((T, 4 * H, B), dtype)       # row blocks i, f, g, o of every step
+        tape.S = xp.empty((T, 4 * H, B), dtype)       # row blocks o, i, f, g of every step
         tape.C = xp.zeros((T + 1, H, B), dtype)       # C[t + 1] = c_t, C[0] = c_0 = 0
         tape.TC = xp.empty((T, H, B), dtype)          # g_act(c_t)
-        tape.kU_T = (self.params["recurrent_kernel"] * self.row_scale(dtype)).T  # (4H, H): k U^T
-        tape.one = xp.ones((), dtype)                 # 1 as an array: NumPy adds it faster than 1.0
+        tape.kU_T = (self.to_rows(self.params["recurrent_kernel"]) * self.row_scale(dtype)).T  # (4H, H)
+        tape.half = xp.full((), 0.5, dtype)           # 1/2 as an array: NumPy takes it faster than 0.5
         tape.ig = xp.empty((H, B), dtype)             # i g, and in backward dc and dc_{t-1}:
         tape.dc, tape.dc_prev = xp.empty((2, H, B), dtype)  # buffers reused by every step
 
@@ -442,7 +474,7 @@ class LSTMCell(RNNCell):
         xp = backend.xp
         S = xp.dot(tape.kU_T, self.recurrent_input(h_prev, tape), out=tape.S[t])     # k U^T h_{t-1}
         S += xw_t                                                    # k z, (4H, B)
-        i, f, g, o = self.gate_activations(S, tape.one)              # in place: S holds i, f, g, o
+        o, i, f, g = self.gate_activations(S, tape.half)             # in place: S holds o, i, f, g
         c = xp.multiply(f, c_prev, out=tape.C[t + 1])                # c_t = f c_{t-1} + i g
         c += xp.multiply(i, g, out=tape.ig)
         tanh_c = self.activation.forward(c, out=tape.TC[t])
@@ -453,23 +485,20 @@ class LSTMCell(RNNCell):
         tape.H[0], tape.C[0] = states[0].T, states[1].T
         return [tape.H[0], tape.C[0]]
 
-    def gate_activations(self, S, one):
-        """k z (4H, B) -> the gate blocks i, f, g, o, computed in place in S.
+    def gate_activations(self, S, half):
+        """k z (4H, B) -> the gate blocks o, i, f, g, computed in place in S.
 
-        ``one`` is 1 as a 0-d array of S's dtype (``tape.one``)."""
+        ``half`` is 1/2 as a 0-d array of S's dtype (``tape.half``)."""
         H, xp = self.units, backend.xp
-        i, f, g, o = S[:H], S[H:2 * H], S[2 * H:3 * H], S[3 * H:]
-        if self.one_exp:
-            xp.exp(S, out=S)                                         # exp(k z): may overflow to inf,
-            xp.add(S, one, out=S)                                    # then e = 1 / (1 + inf) = 0
-            xp.reciprocal(S, out=S)                                  # e: s(z) on i, f, o; s(2 z_c) on g
-            xp.add(g, g, out=g)
-            xp.subtract(g, one, out=g)                               # tanh(z_c) = 2 s(2 z_c) - 1
+        sigmoid_rows = S[:3 * H]                                     # o, i, f
+        if self.tanh_gates:
+            xp.tanh(S, out=S)                                        # g, and tanh(z / 2) on o, i, f
+            sigmoid_rows *= half
+            sigmoid_rows += half                                     # s(z) = (1 + tanh(z / 2)) / 2
         else:                                                        # k = 1: S holds z
-            self.activation.forward(g, out=g)
-            for gate in (S[:2 * H], o):
-                self.recurrent_activation.forward(gate, out=gate)
-        return i, f, g, o
+            self.recurrent_activation.forward(sigmoid_rows, out=sigmoid_rows)
+            self.activation.forward(S[3 * H:], out=S[3 * H:])
+        return self.blocks(S)
 
     def prepare_backward(self, tape):
         """The factors of every reverse step, in place of the gates (see the class).
@@ -478,38 +507,40 @@ class LSTMCell(RNNCell):
         (W3: 100 steps of (256, 32) blocks, 3.2 MB each) do not fit in a core's
         cache, and each of the dozen passes below would read and write memory again.
         """
-        xp, T = backend.xp, tape.S.shape[0]
+        xp, T, H = backend.xp, tape.S.shape[0], self.units
         tape.f = xp.empty_like(tape.TC)               # dc_{t-1} = dc * f in every reverse step
         tape.dc_dh = xp.empty_like(tape.TC)
         for s in cache_slices(T, tape.TC[0].size):
             self._backward_factors(tape.S[s], tape.TC[s], tape.C[s], tape.f[s], tape.dc_dh[s])
         tape.dZ, tape.TC = tape.S, None               # step t's factors become dz_t in place
+        tape.dZ_o, tape.dZ_ifg = tape.dZ[:, :H], tape.dZ[:, H:].reshape(T, 3, H, -1)  # blocks o; i, f, g
+        tape.U = self.to_rows(self.params["recurrent_kernel"])  # (H, 4H), its columns in z's row order
 
     def _backward_factors(self, S, tanh_c, c_prev, f_out, dc_dh):
         """prepare_backward on some steps: S (n, 4H, B) the gates -> the factors, in place;
         tanh_c, c_prev (n, H, B) g_act(c_t) and c_{t-1}; writes f and dc/dh into f_out, dc_dh."""
-        H, xp = self.units, backend.xp
-        i, f, g, o = S[:, :H], S[:, H:2 * H], S[:, 2 * H:3 * H], S[:, 3 * H:]
+        xp = backend.xp
+        o, i, f, g = self.blocks(S)
         ds, dact = self.recurrent_activation.derivative, self.activation.derivative
         f_out[...] = f
         xp.multiply(dact(tanh_c), o, out=dc_dh)      # dc += dh * o g_act'(c_t)
+        xp.multiply(ds(o), tanh_c, out=o)             # dz_o = dh * g_act(c_t) s'(z_o)
         dz_c_dc = dact(g)
         dz_c_dc *= i                                  # dz_c = dc * i g_act'(z_c)
         xp.multiply(ds(i), g, out=i)                  # dz_i = dc * g s'(z_i)
         g[...] = dz_c_dc
         xp.multiply(ds(f), c_prev, out=f)             # dz_f = dc * c_{t-1} s'(z_f)
-        xp.multiply(ds(o), tanh_c, out=o)             # dz_o = dh * g_act(c_t) s'(z_o)
 
     def step_backward(self, t, dstates, tape):
         dh, dc_next = dstates
-        H, xp = self.units, backend.xp
+        xp = backend.xp
         dc = xp.multiply(dh, tape.dc_dh[t], out=tape.dc)             # all paths into c_t
         dc += dc_next
-        dz = tape.dZ[t]                                               # (4H, B): the factors of step t
-        dz_ifc = dz[:3 * H].reshape(3, H, -1)
-        xp.multiply(dz_ifc, dc, out=dz_ifc)                           # dz_i, dz_f, dz_c
-        dz[3 * H:] *= dh                                              # dz_o
-        dh_prev = self.recurrent_input_grad(self.params["recurrent_kernel"].dot(dz), tape)  # U dz, (H, B)
+        tape.dZ_o[t] *= dh                                            # dz_o: step t's factor times dh
+        dz_ifg = tape.dZ_ifg[t]                                       # (3, H, B): the factors of i, f, g
+        xp.multiply(dz_ifg, dc, out=dz_ifg)                           # dz_i, dz_f, dz_c
+        dz = tape.dZ[t]                                               # (4H, B)
+        dh_prev = self.recurrent_input_grad(tape.U.dot(dz), tape)    # U dz, (H, B)
         return [dh_prev, xp.multiply(dc, tape.f[t], out=tape.dc_prev)]  # dc_t/dc_{t-1} = f
 
     def get_config(self):
@@ -532,7 +563,7 @@ class PeepholeLSTMCell(LSTMCell):
     (the peephole gradients are summed over all steps at once, in phase 4).
     """
 
-    one_exp = False  # the peepholes add to z after the projection: z stays unscaled (k = 1)
+    tanh_gates = False  # the peepholes add to z after the projection: z stays unscaled (k = 1)
     weight_names = ("kernel", "recurrent_kernel", "bias", "input_gate_peephole_weights",
                     "forget_gate_peephole_weights", "output_gate_peephole_weights")
 
@@ -548,37 +579,37 @@ class PeepholeLSTMCell(LSTMCell):
 
     def step_forward(self, t, xw_t, states, tape):
         h_prev, c_prev = states
-        H, xp, sig = self.units, backend.xp, self.recurrent_activation
+        xp, sig = backend.xp, self.recurrent_activation
         p_i, p_f, p_o = self._peepholes()
-        z = xw_t + self.params["recurrent_kernel"].T @ self.recurrent_input(h_prev, tape)  # (4H, B)
-        S = tape.S[t]
-        i = sig.forward(z[:H] + p_i * c_prev, out=S[:H])
-        f = sig.forward(z[H:2 * H] + p_f * c_prev, out=S[H:2 * H])
-        g = self.activation.forward(z[2 * H:3 * H], out=S[2 * H:3 * H])
+        z_o, z_i, z_f, z_c = self.blocks(xw_t + tape.kU_T @ self.recurrent_input(h_prev, tape))  # (4H, B)
+        o, i, f, g = self.blocks(tape.S[t])
+        sig.forward(z_i + p_i * c_prev, out=i)
+        sig.forward(z_f + p_f * c_prev, out=f)
+        self.activation.forward(z_c, out=g)
         c = xp.multiply(f, c_prev, out=tape.C[t + 1])
         c += i * g
-        o = sig.forward(z[3 * H:] + p_o * c, out=S[3 * H:])
+        sig.forward(z_o + p_o * c, out=o)
         tanh_c = self.activation.forward(c, out=tape.TC[t])
         return [xp.multiply(o, tanh_c, out=tape.H[t + 1]), c]
 
     def step_backward(self, t, dstates, tape):
         dh, dc_next = dstates
-        H = self.units
         p_i, p_f, p_o = self._peepholes()
         dz = tape.dZ[t]                                                       # the factors of step t
-        dz[3 * H:] *= dh                                                      # dz_o
-        dc = dc_next + dh * tape.dc_dh[t] + dz[3 * H:] * p_o                  # + the o peephole
-        dz_ifc = dz[:3 * H].reshape(3, H, -1)
-        dz_ifc *= dc                                                          # dz_i, dz_f, dz_c
-        dc_prev = dc * tape.f[t] + dz[:H] * p_i + dz[H:2 * H] * p_f           # + the i, f peepholes
-        return [self.recurrent_input_grad(self.params["recurrent_kernel"] @ dz, tape), dc_prev]
+        dz_o, dz_i, dz_f, _ = self.blocks(dz)
+        dz_o *= dh
+        dc = dc_next + dh * tape.dc_dh[t] + dz_o * p_o                        # + the o peephole
+        tape.dZ_ifg[t] *= dc                                                  # dz_i, dz_f, dz_c
+        dc_prev = dc * tape.f[t] + dz_i * p_i + dz_f * p_f                    # + the i, f peepholes
+        return [self.recurrent_input_grad(tape.U @ dz, tape), dc_prev]
 
     def accumulate_grads(self, X, tape):
         super().accumulate_grads(X, tape)
-        H, dZ, C = self.units, tape.dZ, tape.C
-        self.grads["input_gate_peephole_weights"] += (dZ[:, :H] * C[:-1]).sum(axis=(0, 2))
-        self.grads["forget_gate_peephole_weights"] += (dZ[:, H:2 * H] * C[:-1]).sum(axis=(0, 2))
-        self.grads["output_gate_peephole_weights"] += (dZ[:, 3 * H:] * C[1:]).sum(axis=(0, 2))
+        C = tape.C
+        dz_o, dz_i, dz_f, _ = self.blocks(tape.dZ)
+        self.grads["input_gate_peephole_weights"] += (dz_i * C[:-1]).sum(axis=(0, 2))
+        self.grads["forget_gate_peephole_weights"] += (dz_f * C[:-1]).sum(axis=(0, 2))
+        self.grads["output_gate_peephole_weights"] += (dz_o * C[1:]).sum(axis=(0, 2))
 
 
 class GRUCell(RNNCell):
@@ -1094,7 +1125,7 @@ class RNN(Layer):
         runs = backend.parallel_map(
             lambda part: self.unroll(self.cell, X[:, :, part], columns(rec_mask, part), H[:, :, part],
                                      None if start is None else [s[part] for s in start],
-                                     columns(keep, part)), parts)
+                                     columns(keep, part)), parts, macs=self.step_macs(B))
         shown = None if keep is None else self._shown_outputs(keep, x.dtype)  # (T, 1, B) or None
         self._remember((X, [tape for tape, _ in runs], parts, in_mask, given is not None, keep, shown))
         Y = H[1:] if shown is None else H[1:] * shown     # (T, H, B): the outputs y_t
@@ -1104,6 +1135,11 @@ class RNN(Layer):
         final = [join(part_states).T for part_states in zip(*(states for _, states in runs))]  # each (B, H)
         self._carry(final)
         return [y, *final] if self.return_state else y
+
+    def step_macs(self, B) -> int:
+        """Multiply-adds of one step's recurrent product U^T h_{t-1}, (G, H) x (H, B): from
+        ``backend.SHARED_PRODUCT_MACS`` a batch not split gets every core's BLAS threads."""
+        return self.cell.gates * self.units * self.units * B
 
     def unroll(self, cell, X, rec_mask, H, start=None, keep=None):
         """Phases 1 and 2 on a batch (or a part of one): X (T, D, B) -> (tape, final states).
@@ -1122,12 +1158,11 @@ class RNN(Layer):
         else:
             states = cell.start_states(tape, start)      # h_0 into tape.H[0] (c_0 into tape.C[0])
         skip = None if keep is None else ~keep
-        with activations.overflow_ignored():             # exp(-z) -> inf is how a sigmoid reaches 0
-            for t in range(T):                           # phase 2: the recurrence
-                new_states = cell.step_forward(t, XW[t], states, tape)
-                if skip is not None:
-                    blend_states(new_states, states, skip[t])
-                states = new_states
+        for t in range(T):                               # phase 2: the recurrence
+            new_states = cell.step_forward(t, XW[t], states, tape)
+            if skip is not None:
+                blend_states(new_states, states, skip[t])
+            states = new_states
         return tape, states
 
     def _forward_recorded(self, x, training, mask):
@@ -1180,7 +1215,7 @@ class RNN(Layer):
             lambda part_cell, tape, part: self.backprop(part_cell, X[:, :, part], tape, columns(dY, part),
                                                         [columns(ds, part) for ds in dstates],
                                                         columns(keep, part)),
-            cells, tapes, parts)
+            cells, tapes, parts, macs=self.step_macs(B))
         if len(parts) > 1:                               # sum the parts' weight gradients
             for part_cell in cells:
                 for name, grad in part_cell.grads.items():
