@@ -18,6 +18,7 @@ import ctypes
 import functools
 import os
 import pathlib
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy
@@ -321,6 +322,63 @@ def batch_parts(batch_size: int, entries_per_step: int) -> list:
     n = min(threads(), batch_size) if _name == "numpy" and entries_per_step >= PARALLEL_GRAIN else 1
     bounds = [batch_size * k // n for k in range(n + 1)]
     return [slice(start, stop) for start, stop in zip(bounds, bounds[1:])]
+
+
+class ArrayPool:
+    """Arrays a layer allocates anew every batch, kept for its next batch.
+
+    A large recurrent layer allocates the same arrays for every batch (its tape: W3's
+    LSTM(256) about 40 MB a batch part), and glibc gives blocks that large back to the
+    system when they are freed, so each batch page-faults its memory in again (W3: 5,200
+    faults and 55-180 ms of kernel time a batch). A layer's cells take their tape's arrays
+    from its pool (``empty``) and give them back once backward is done with them (``give``):
+    the memory stays mapped between batches, held by the layer (as much as one batch's
+    tape) and freed with it. Arrays under ``min_bytes`` come from NumPy as before (malloc
+    keeps small blocks), and on CuPy every array does (CuPy has its own memory pool).
+    Thread-safe: a split batch's parts share their layer's pool.
+    """
+
+    min_bytes = 2**20
+    keep = 4  # arrays kept per shape and dtype, at most
+
+    def __init__(self):
+        self._free: dict = {}  # (shape, dtype) -> arrays given back; a key exists once empty() asked
+        self._lock = threading.Lock()
+
+    def empty(self, shape, dtype):
+        """An uninitialised array: one given back earlier when there is one of this shape and dtype."""
+        shape, dtype = tuple(shape), numpy.dtype(dtype)
+        if _name == "numpy" and int(numpy.prod(shape)) * dtype.itemsize >= self.min_bytes:
+            with self._lock:
+                free = self._free.setdefault((shape, dtype), [])
+                if free:
+                    return free.pop()
+        return xp.empty(shape, dtype)
+
+    def give(self, *arrays) -> None:
+        """Arrays that nothing will read or write any more (no view of them in use either),
+        for ``empty`` to hand out again. Kept only in the shapes ``empty`` is asked for (at
+        most ``keep`` of each); others (small ones, views) are left to NumPy."""
+        with self._lock:
+            for a in arrays:
+                if _name == "numpy" and isinstance(a, numpy.ndarray) and a.base is None:
+                    free = self._free.get((a.shape, a.dtype))
+                    if free is not None and len(free) < self.keep:
+                        free.append(a)
+
+    def clear(self) -> None:
+        """Let go of every kept array."""
+        with self._lock:
+            self._free.clear()
+
+    def __deepcopy__(self, memo):
+        return ArrayPool()  # a copied layer starts with a pool of its own, empty
+
+    def __getstate__(self):
+        return {}
+
+    def __setstate__(self, state):
+        self.__init__()
 
 
 def parallel_map(function, *iterables, macs: int = 0) -> list:

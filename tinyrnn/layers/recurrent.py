@@ -181,6 +181,7 @@ class RNNCell:
         self.params: dict = {}
         self.grads: dict = {}
         self.input_dim = None
+        self.pool = backend.ArrayPool()  # the tape's large arrays, kept from batch to batch
 
     # --- parameters -------------------------------------------------------
     def build(self, input_dim: int) -> None:
@@ -226,9 +227,21 @@ class RNNCell:
         return XW
 
     # --- phases 2 and 3 -------------------------------------------------------
+    def tape_array(self, tape, shape, dtype):
+        """An uninitialised array for ``tape``, from the cell's pool (``backend.ArrayPool``):
+        the one the last batch gave back when its backward was done (``release``)."""
+        array = self.pool.empty(shape, dtype)
+        tape.__dict__.setdefault("pooled", []).append(array)
+        return array
+
+    def release(self, tape) -> None:
+        """Give ``tape``'s arrays (``tape_array``) back to the pool: the wrapper calls it once
+        phase 4 is done with the tape."""
+        self.pool.give(*tape.__dict__.pop("pooled", ()))
+
     def prepare(self, tape, T, B, dtype) -> None:
         """Allocate this sequence batch's buffers on ``tape`` (default: dZ only)."""
-        tape.dZ = backend.xp.empty((T, self.gates * self.units, B), dtype)
+        tape.dZ = self.tape_array(tape, (T, self.gates * self.units, B), dtype)
 
     def step_forward(self, t, xw_t, states, tape):
         """Step t: xw_t (G, B), states list of (H, B) -> the new states.
@@ -461,9 +474,10 @@ class LSTMCell(RNNCell):
 
     def prepare(self, tape, T, B, dtype):
         xp, H = backend.xp, self.units
-        tape.S = xp.empty((T, 4 * H, B), dtype)       # row blocks o, i, f, g of every step
-        tape.C = xp.zeros((T + 1, H, B), dtype)       # C[t + 1] = c_t, C[0] = c_0 = 0
-        tape.TC = xp.empty((T, H, B), dtype)          # g_act(c_t)
+        tape.S = self.tape_array(tape, (T, 4 * H, B), dtype)   # row blocks o, i, f, g of every step
+        tape.C = self.tape_array(tape, (T + 1, H, B), dtype)   # C[t + 1] = c_t, C[0] = c_0 = 0
+        tape.C[0] = 0
+        tape.TC = self.tape_array(tape, (T, H, B), dtype)      # g_act(c_t)
         tape.kU_T = (self.to_rows(self.params["recurrent_kernel"]) * self.row_scale(dtype)).T  # (4H, H)
         tape.half = xp.full((), 0.5, dtype)           # 1/2 as an array: NumPy takes it faster than 0.5
         tape.ig = xp.empty((H, B), dtype)             # i g, and in backward dc and dc_{t-1}:
@@ -507,9 +521,9 @@ class LSTMCell(RNNCell):
         (W3: 100 steps of (256, 32) blocks, 3.2 MB each) do not fit in a core's
         cache, and each of the dozen passes below would read and write memory again.
         """
-        xp, T, H = backend.xp, tape.S.shape[0], self.units
-        tape.f = xp.empty_like(tape.TC)               # dc_{t-1} = dc * f in every reverse step
-        tape.dc_dh = xp.empty_like(tape.TC)
+        T, H = tape.S.shape[0], self.units
+        tape.f = self.tape_array(tape, tape.TC.shape, tape.TC.dtype)      # dc_{t-1} = dc * f, every step
+        tape.dc_dh = self.tape_array(tape, tape.TC.shape, tape.TC.dtype)
         for s in cache_slices(T, tape.TC[0].size):
             self._backward_factors(tape.S[s], tape.TC[s], tape.C[s], tape.f[s], tape.dc_dh[s])
         tape.dZ, tape.TC = tape.S, None               # step t's factors become dz_t in place
@@ -667,10 +681,10 @@ class GRUCell(RNNCell):
 
     def prepare(self, tape, T, B, dtype):
         xp, H = backend.xp, self.units
-        tape.dZ = xp.empty((T, (4 if self.reset_after else 3) * H, B), dtype)
-        tape.S = xp.empty((T, 2 * H, B), dtype)       # [z; r]
-        tape.N = xp.empty((T, H, B), dtype)           # candidate n
-        tape.R = xp.empty((T, H, B), dtype)           # rec_h (after) or r * h_{t-1} (before)
+        tape.dZ = self.tape_array(tape, (T, (4 if self.reset_after else 3) * H, B), dtype)
+        tape.S = self.tape_array(tape, (T, 2 * H, B), dtype)   # [z; r]
+        tape.N = self.tape_array(tape, (T, H, B), dtype)       # candidate n
+        tape.R = self.tape_array(tape, (T, H, B), dtype)       # rec_h (after) or r * h_{t-1} (before)
         tape.rec = xp.empty((3 * H, B), dtype)        # a step's U^T h_{t-1}, overwritten every step
         tape.U_T = xp.ascontiguousarray(self.params["recurrent_kernel"].T)  # (3H, H): BLAS reads it faster
         if self.reset_after and self.use_bias:
@@ -714,7 +728,7 @@ class GRUCell(RNNCell):
             # the same factors, written in place (s' = s (1 - s), tanh' = 1 - n^2):
             #   rows z: (h_{t-1} - n) z (1 - z)   r: dn rec_h r (1 - r)   rec_h: dn r   h: dn,
             # with dn = (1 - z)(1 - n^2); one temporary, 1 - z
-            tape.dZ_dh = F = xp.empty((T, 4, H, B), n.dtype)                # rows z, r, rec_h, h
+            tape.dZ_dh = F = self.tape_array(tape, (T, 4, H, B), n.dtype)   # rows z, r, rec_h, h
             one_minus_z = xp.subtract(1.0, z)
             dn = xp.multiply(n, n, out=F[:, 3])
             xp.subtract(1.0, dn, out=dn)
@@ -1132,7 +1146,7 @@ class RNN(Layer):
         y = Y.transpose(2, 0, 1) if self.return_sequences else Y[T - 1].T
         if not (self.return_state or self.stateful):
             return y
-        final = [join(part_states).T for part_states in zip(*(states for _, states in runs))]  # each (B, H)
+        final = [join(part_states).T.copy() for part_states in zip(*(states for _, states in runs))]  # (B, H)
         self._carry(final)
         return [y, *final] if self.return_state else y
 
@@ -1163,6 +1177,7 @@ class RNN(Layer):
             if skip is not None:
                 blend_states(new_states, states, skip[t])
             states = new_states
+        cell.pool.give(XW)                               # for a tape array of the next batch
         return tape, states
 
     def _forward_recorded(self, x, training, mask):
@@ -1237,11 +1252,11 @@ class RNN(Layer):
         """Phases 3 and 4 on a batch (or a part): dY (T, H, B) or None, dstates the
         gradients of the final states, keep (T, 1, B) the mask or None -> (dX (T, D, B),
         ||dL/dh_t||^2 per step (T,), the gradients of the step-0 states, each (H, B))."""
-        xp = backend.xp
         T, B = X.shape[0], X.shape[2]
         tape.H_prev = tape.H[:-1] if tape.rec_mask is None else tape.H[:-1] * tape.rec_mask
         cell.prepare_backward(tape)
-        dH = xp.zeros((T, self.units, B), X.dtype) if dY is None else dY.copy(order="C")  # from above
+        dH = cell.tape_array(tape, (T, self.units, B), X.dtype)  # dL/dh_t from above, then all paths
+        dH[...] = 0 if dY is None else dY
         m = None if keep is None else keep.astype(X.dtype)  # (T, 1, B): 1 where the step counts
         for t in reversed(range(T)):                     # phase 3: BPTT
             dH[t] += dstates[0]                          # dL/dh_t, all paths: from above and from t + 1
@@ -1255,7 +1270,9 @@ class RNN(Layer):
         squares = (dH * dH).sum(axis=(1, 2))
         del dH
         cell.accumulate_grads(X, tape)                   # phase 4: weights, all steps at once
-        return cell.input_grad(tape), squares, dstates   # phase 4: inputs, (T, D, B)
+        dX = cell.input_grad(tape)                       # phase 4: inputs, (T, D, B)
+        cell.release(tape)                               # the tape's arrays, for the next batch
+        return dX, squares, dstates
 
     @property
     def hidden_grad_norms(self):
