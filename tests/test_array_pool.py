@@ -36,15 +36,16 @@ def test_pool_hands_back_what_it_was_given(pool_everything):
     assert pool.empty((3, 4), "float64") is not a                   # handed out once
 
 
-def test_pool_keeps_only_the_shapes_asked_for_and_never_views(pool_everything):
+def test_pool_takes_back_only_what_it_made(pool_everything):
     pool = ArrayPool()
-    never_asked = numpy.empty((7, 7))
-    pool.give(never_asked)
-    assert pool.empty((7, 7), "float64") is not never_asked
-    whole = numpy.empty((2, 7, 7))
-    pool.give(whole[0])                                              # a view: its base lives on
+    made_elsewhere = numpy.empty((7, 7))
+    pool.empty((7, 7), "float64")                                    # the shape is asked for
+    pool.give(made_elsewhere)
+    assert pool.empty((7, 7), "float64") is not made_elsewhere      # someone else's array: not reused
+    whole = pool.empty((2, 7, 7), "float64")
+    pool.give(whole[0])                                              # a view of one it made
     assert pool.empty((7, 7), "float64") is not whole[0].base
-    arrays = [numpy.empty((7, 7)) for _ in range(ArrayPool.keep + 2)]
+    arrays = [pool.empty((7, 7), "float64") for _ in range(ArrayPool.keep + 2)]
     pool.give(*arrays)
     taken = [pool.empty((7, 7), "float64") for _ in range(ArrayPool.keep + 2)]
     assert sum(any(t is a for a in arrays) for t in taken) == ArrayPool.keep

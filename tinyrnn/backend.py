@@ -19,6 +19,7 @@ import functools
 import os
 import pathlib
 import threading
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy
@@ -343,6 +344,7 @@ class ArrayPool:
 
     def __init__(self):
         self._free: dict = {}  # (shape, dtype) -> arrays given back; a key exists once empty() asked
+        self._made: dict = {}  # id -> weak reference: the arrays this pool made, the only ones it takes back
         self._lock = threading.Lock()
 
     def empty(self, shape, dtype):
@@ -353,17 +355,22 @@ class ArrayPool:
                 free = self._free.setdefault((shape, dtype), [])
                 if free:
                     return free.pop()
+                array = xp.empty(shape, dtype)
+                key = id(array)
+                self._made[key] = weakref.ref(array, lambda _, made=self._made, key=key: made.pop(key, None))
+                return array
         return xp.empty(shape, dtype)
 
     def give(self, *arrays) -> None:
-        """Arrays that nothing will read or write any more (no view of them in use either),
-        for ``empty`` to hand out again. Kept only in the shapes ``empty`` is asked for (at
-        most ``keep`` of each); others (small ones, views) are left to NumPy."""
+        """Arrays this pool made (``empty``) that nothing will read or write any more (no
+        view of them in use either), for ``empty`` to hand out again, at most ``keep`` of a
+        shape; any other array (a small one, a view, one made elsewhere) is left alone."""
         with self._lock:
             for a in arrays:
-                if _name == "numpy" and isinstance(a, numpy.ndarray) and a.base is None:
-                    free = self._free.get((a.shape, a.dtype))
-                    if free is not None and len(free) < self.keep:
+                ref = self._made.get(id(a))
+                if ref is not None and ref() is a:
+                    free = self._free[(a.shape, a.dtype)]
+                    if len(free) < self.keep:
                         free.append(a)
 
     def clear(self) -> None:

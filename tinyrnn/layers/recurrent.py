@@ -1177,7 +1177,6 @@ class RNN(Layer):
             if skip is not None:
                 blend_states(new_states, states, skip[t])
             states = new_states
-        cell.pool.give(XW)                               # for a tape array of the next batch
         return tape, states
 
     def _forward_recorded(self, x, training, mask):
