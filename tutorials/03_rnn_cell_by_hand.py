@@ -100,8 +100,13 @@ print("XW", XW.shape)
 # `step_forward(t, xw_t, states, tape)` adds $U^\top h_{t-1}$, applies tanh,
 # writes h_t into the tape and returns the new states.
 #
-# Expect the tape to hold H (6, 4, 2), rec_mask None and dZ (5, 4, 2), then
-# five lines, each h_t (4, 2) with values in (-1, 1).
+# Expect the tape to hold H (6, 4, 2), rec_mask None and dZ (5, 4, 2), and
+# `pooled`, the list of the arrays the cell took from its pool
+# (`cell.tape_array`): the layer gives them back once the backward pass is done
+# with them, so that its next batch reuses the memory. Here the list holds dZ
+# only, and the print shows its contents: not zeros but whatever that memory
+# held before, since nothing has been written there yet. Then five lines, each
+# h_t (4, 2) with values in (-1, 1).
 
 # %%
 tape = SimpleNamespace(H=numpy.zeros((T + 1, H, B)),   # H[t + 1] = h_t; H[0] = h_0 = 0
@@ -125,12 +130,18 @@ print("max |our h_t - layer's h_t| =", numpy.abs(tape.H[1:].transpose(2, 0, 1) -
 
 # %% [markdown]
 # Other cells keep more on their tape. An LSTM step keeps the activations of
-# its four gate blocks i, f, g, o (S, (T, 4H, B)), its cell states
+# its four gate blocks o, i, f, g (S, (T, 4H, B)): inside the recurrence the
+# LSTM puts the rows of z in that order, not in Keras's i, f, c, o, so that the
+# three sigmoid gates are side by side. It also keeps its cell states
 # (C, (T + 1, H, B), with c_0 = 0) and tanh(c_t) (TC, (T, H, B)), beside H.
-# Expect H (6, 4, 2), rec_mask None, S (5, 16, 2), C (6, 4, 2), TC (5, 4, 2),
-# and kU_T (16, 4): U^T with its rows scaled so that one exp computes all four
-# gates (the LSTM page of the docs explains the trick; phase 1 scales W the
-# same way). Other buffers may follow for the backward pass:
+# Expect H (6, 4, 2), rec_mask None, pooled (S, C and TC, printed in full),
+# S (5, 16, 2), C (6, 4, 2), TC (5, 4, 2), and kU_T (16, 4): U^T with its rows
+# in z's row order and scaled by k (1/2 on the rows of o, i, f, 1 on the
+# candidate's), so that one tanh computes all four gates, since
+# sigmoid(z) = (1 + tanh(z / 2)) / 2 (the LSTM page of the docs explains the
+# trick; phase 1 scales W the same way). Then half (1/2 as a 0-d array,
+# shape (), for those gates) and buffers that every step reuses (ig, dc,
+# dc_prev):
 
 # %%
 from tinyrnn.layers import LSTMCell  # noqa: E402  (imported here, where it is first needed)
@@ -140,7 +151,7 @@ with tinyrnn.float_precision("float64"):
     lstm_cell.build(D)
 lstm_tape = SimpleNamespace(H=numpy.zeros((T + 1, H, B)), rec_mask=None)
 lstm_cell.prepare(lstm_tape, T, B, x.dtype)
-lstm_xw = lstm_cell.project_inputs(X)                      # (T, 4H, B): rows i, f, c, o, times k (one exp)
+lstm_xw = lstm_cell.project_inputs(X)                      # (T, 4H, B): rows o, i, f, g, times k (one tanh)
 lstm_cell.step_forward(0, lstm_xw[0], [lstm_tape.H[0], numpy.zeros((H, B))], lstm_tape)
 print({name: getattr(value, "shape", value) for name, value in vars(lstm_tape).items()})
 
