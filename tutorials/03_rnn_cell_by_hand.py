@@ -102,17 +102,22 @@ print("XW", XW.shape)
 #
 # Expect the tape to hold H (6, 4, 2), rec_mask None and dZ (5, 4, 2), and
 # `pooled`, the list of the arrays the cell took from its pool
-# (`cell.tape_array`): the layer gives them back once the backward pass is done
-# with them, so that its next batch reuses the memory. Here the list holds dZ
-# only, and the print shows its contents: not zeros but whatever that memory
-# held before, since nothing has been written there yet. Then five lines, each
-# h_t (4, 2) with values in (-1, 1).
+# (`cell.tape_array`; printed as their shapes): the layer gives them back once
+# the backward pass is done with them, so that its next batch reuses the
+# memory. Here the list holds dZ only. Then five lines, each h_t (4, 2) with
+# values in (-1, 1).
 
 # %%
 tape = SimpleNamespace(H=numpy.zeros((T + 1, H, B)),   # H[t + 1] = h_t; H[0] = h_0 = 0
                        rec_mask=None)                  # no recurrent dropout
 cell.prepare(tape, T, B, x.dtype)                      # the cell's own buffers: here dZ only
-print({name: getattr(value, "shape", value) for name, value in vars(tape).items()})
+def shapes(tape):
+    """The tape's arrays as their shapes (a list of arrays as a list of shapes)."""
+    return {name: [a.shape for a in value] if isinstance(value, list) else getattr(value, "shape", value)
+            for name, value in vars(tape).items()}
+
+
+print(shapes(tape))
 states = [tape.H[0]]
 for t in range(T):
     states = cell.step_forward(t, XW[t], states, tape)
@@ -134,8 +139,8 @@ print("max |our h_t - layer's h_t| =", numpy.abs(tape.H[1:].transpose(2, 0, 1) -
 # LSTM puts the rows of z in that order, not in Keras's i, f, c, o, so that the
 # three sigmoid gates are side by side. It also keeps its cell states
 # (C, (T + 1, H, B), with c_0 = 0) and tanh(c_t) (TC, (T, H, B)), beside H.
-# Expect H (6, 4, 2), rec_mask None, pooled (S, C and TC, printed in full),
-# S (5, 16, 2), C (6, 4, 2), TC (5, 4, 2), and kU_T (16, 4): U^T with its rows
+# Expect H (6, 4, 2), rec_mask None, pooled [(5, 16, 2), (6, 4, 2),
+# (5, 4, 2)] (S, C, TC), S (5, 16, 2), C (6, 4, 2), TC (5, 4, 2), and kU_T (16, 4): U^T with its rows
 # in z's row order and scaled by k (1/2 on the rows of o, i, f, 1 on the
 # candidate's), so that one tanh computes all four gates, since
 # sigmoid(z) = (1 + tanh(z / 2)) / 2 (the LSTM page of the docs explains the
@@ -153,7 +158,7 @@ lstm_tape = SimpleNamespace(H=numpy.zeros((T + 1, H, B)), rec_mask=None)
 lstm_cell.prepare(lstm_tape, T, B, x.dtype)
 lstm_xw = lstm_cell.project_inputs(X)                      # (T, 4H, B): rows o, i, f, g, times k (one tanh)
 lstm_cell.step_forward(0, lstm_xw[0], [lstm_tape.H[0], numpy.zeros((H, B))], lstm_tape)
-print({name: getattr(value, "shape", value) for name, value in vars(lstm_tape).items()})
+print(shapes(lstm_tape))
 
 # %% [markdown]
 # ## Phase 3: backpropagation through time, step by step

@@ -108,7 +108,7 @@ def forget_bias_one(shape):
 # Both layers get the same random weights (random biases included) and the
 # same batch of the course's series; then one forward pass and one backward
 # pass with a random upstream gradient. The built-in layer runs its four
-# phases (feature-major arrays, one exp for all four gates, in-place buffers),
+# phases (feature-major arrays, one tanh for all four gates, in-place buffers),
 # the recorded one 17 small operations per step and their backward passes in
 # reverse: the order of the floating-point operations differs, the
 # mathematics does not.
@@ -352,7 +352,7 @@ show(draw_step(nodes, [(h_t, "$h_t$ (output, state)"), (c_t, "$c_t$ (state)")]),
 # sequence**: $xW$, $hU$, their sum and $z$ (4H each), the four gates, the two
 # products, $c_t$, $\tanh(c_t)$ and $h_t$ (the record keeps every value an
 # operation read), and the stacked outputs. The built-in cell keeps 7H (its
-# tape: $i, f, g, o, c_t, \tanh(c_t), h_t$; see the `LSTMCell` docstring), and
+# tape: $o, i, f, g, c_t, \tanh(c_t), h_t$; see the `LSTMCell` docstring), and
 # reuses that memory for its backward pass.
 
 # %%
@@ -393,7 +393,7 @@ print(f"the record keeps {per_step:.1f} H numbers per step and sequence (the bui
 # The built-in cell does in four phases what the record does in 17 T small
 # steps: one matrix product projects the inputs of all T steps (phase 1),
 # each forward step is one product $U^\top h_{t-1}$ and in-place gate arithmetic
-# with a single `exp` for all four gates (phase 2), the backward steps carry
+# with a single `tanh` for all four gates (phase 2), the backward steps carry
 # only $dh$ and $dc$ (phase 3), and one matrix product each gives the weight and
 # input gradients of all steps (phase 4). The recorded cell makes a new array
 # and a Python call for every operation of every step, twice (forward and
