@@ -211,3 +211,17 @@ def test_char_twins_compute_the_same_loss_and_gradients():
                                       rtol=1e-7, atol=1e-10)
         numpy.testing.assert_allclose(embed.get_weights()[0], twin.embed.weight.detach().numpy(),
                                       rtol=1e-7, atol=1e-10)
+
+
+def test_against_times_two_checkouts_alternating(tmp_path):
+    """``--against``: the same engine on both sides (this checkout twice), paired ratios near 1."""
+    done = run_bench("--against", str(ROOT), "--workloads", "W1,W1-gpu", "--batches", "1", "--rounds", "3",
+                     "--quick", "--json")
+    assert done.returncode == 0, done.stderr
+    [result] = json.loads(done.stdout)                              # per-step (GPU) workloads left out
+    assert result["workload"] == "W1" and result["this"] == result["other"] == str(ROOT)
+    assert len(result["this_times"]) == len(result["other_times"]) == 3
+    assert result["ratio_min"] <= result["ratio"] <= result["ratio_max"]
+    assert result["this_s"] > 0 and result["other_s"] > 0
+    missing = run_bench("--against", str(tmp_path), "--workloads", "W1", "--quick")
+    assert missing.returncode != 0 and "not a checkout of tinyrnn" in missing.stderr

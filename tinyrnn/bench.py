@@ -63,6 +63,7 @@ Usage::
     python -m tinyrnn bench --workloads W1,W3 --repeats 5
     python -m tinyrnn bench --json > bench.json   # machine-readable
     python -m tinyrnn bench --memory              # W3's peak training memory
+    python -m tinyrnn bench --against ../before --workloads W3   # against another checkout (tinyrnn.compare)
     python -m tinyrnn bench --ln-cell             # ln_rnn: built-in cell vs the cell written with ops
     python -m tinyrnn bench --tinyrnn-threads 1   # tinyrnn on one core instead of its defaults
 """
@@ -763,6 +764,11 @@ def parse_args(argv) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="tiny data, 1 repeat: checks that it runs")
     parser.add_argument("--memory", action="store_true",
                         help="measure the peak memory of one W3 training step instead of timing")
+    parser.add_argument("--against", metavar="CHECKOUT", default=None,
+                        help="instead: time this engine against the one in another checkout of tinyrnn, "
+                             "alternating epochs in two processes (tinyrnn.compare); no PyTorch")
+    parser.add_argument("--batches", type=int, default=4, help="--against: batches an epoch (default 4)")
+    parser.add_argument("--rounds", type=int, default=10, help="--against: epochs a side (default 10)")
     parser.add_argument("--ln-cell", action="store_true",
                         help="instead: the chapter's ln_rnn experiment with the built-in LNSimpleRNNCell and "
                              "with the same cell written with operations (recorded backward), fit time and "
@@ -793,6 +799,8 @@ def main(argv=None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.backend:
         backend.set_backend(args.backend)
+    if args.against:
+        return report_comparisons(args)
     if args.ln_cell:
         result = compare_ln_cells(epochs=args.epochs, n_series=args.series)
         print(json.dumps(result, indent=2)) if args.json else print_ln_cells(result)
@@ -803,6 +811,20 @@ def main(argv=None) -> int:
     if args.memory:
         return report_memory(args, threads)
     return report_timings(args, threads)
+
+
+def report_comparisons(args) -> int:
+    """``--against``: each chosen workload in this engine and in the other checkout's."""
+    from tinyrnn import compare
+
+    results = [compare.compare(args.against, name, args.batches, args.rounds, args.quick)
+               for name in args.workloads if not dict((w.name, w) for w in WORKLOADS)[name].per_step]
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        for result in results:
+            print(compare.format_comparison(result), flush=True)
+    return 0
 
 
 def report_memory(args, threads: int) -> int:
