@@ -4,11 +4,11 @@ statistics, Keras's weight order, and errors that say what to fix."""
 
 import numpy
 import pytest
-from helpers import assert_close, keras_cases, randomize_params
+from helpers import DATA, assert_close, keras_cases, randomize_params
 
 import tinyrnn
 from tinyrnn import backend, gradcheck
-from tinyrnn.layers import BatchNormalization, SimpleRNN, deserialize, serialize
+from tinyrnn.layers import LSTM, BatchNormalization, Masking, SimpleRNN, deserialize, serialize
 
 B, T, F = 2, 9, 3  # distinct sizes, so a wrong reduction axis shows
 SHAPES = {"BTF": (B, T, F), "BF": (5, F)}
@@ -89,6 +89,91 @@ def test_matches_keras(case, ref):
                  name="moving_variance")
     # ... and inference uses them
     assert_close(layer.forward(x, training=False), ref["y_inference"], atol=1e-10, name="y_inference")
+
+
+# --- masks: the batch statistics over the unmasked steps (Keras 3) --------------------------------
+WITH_HOLES = numpy.array([[1, 0, 1, 1, 0, 1, 1, 0, 1], [0, 1, 1, 0, 1, 1, 1, 1, 0]], dtype=bool)  # (B, T)
+KERAS_BN_MASK = DATA / "keras_batchnorm_mask.npz"
+
+
+class WithMask(tinyrnn.layers.Layer):
+    """BatchNormalization with a fixed mask, as gradcheck's target (gradcheck calls forward(x))."""
+
+    def __init__(self, layer, mask):
+        super().__init__()
+        self.layer, self.mask = layer, backend.xp.asarray(mask)
+        self.built = True
+
+    def forward(self, x, training=False):
+        return self.layer.forward(x, training=training, mask=self.mask)
+
+    def backward(self, dy):
+        return self.layer.backward(dy)
+
+
+@pytest.mark.parametrize("center, scale", [(True, True), (False, False)])
+def test_gradcheck_with_a_mask_in_training(center, scale):
+    """Masked steps are normalised too, so their dy reaches mu and var, which only unmasked x made."""
+    layer = built_bn((B, T, F), seed=30, center=center, scale=scale)
+    gradcheck(WithMask(layer, WITH_HOLES), inputs((B, T, F), seed=31), seed=32,
+              training=True).assert_ok(1e-7)
+
+
+def test_masked_statistics_are_those_of_the_unmasked_steps():
+    layer = built_bn((B, T, F), seed=33, momentum=0.5)
+    before = {k: host(v).copy() for k, v in layer.state.items()}
+    x = inputs((B, T, F), seed=34)
+    y = host(layer.forward(x, training=True, mask=backend.xp.asarray(WITH_HOLES)))
+    kept = host(x)[WITH_HOLES]                                   # (N, F): the unmasked steps
+    mu, var = kept.mean(axis=0), kept.var(axis=0)
+    x_hat = (host(x) - mu) / numpy.sqrt(var + layer.epsilon)    # every step, masked or not
+    assert_close(y, x_hat * host(layer.params["gamma"]) + host(layer.params["beta"]), atol=1e-12)
+    assert_close(layer.state["moving_mean"], 0.5 * before["moving_mean"] + 0.5 * mu, atol=1e-12)
+    assert_close(layer.state["moving_variance"], 0.5 * before["moving_variance"] + 0.5 * var, atol=1e-12)
+    # inference ignores the mask: the moving statistics serve every step
+    x_mov = layer.forward(x, training=False)
+    assert_close(layer.forward(x, training=False, mask=backend.xp.asarray(WITH_HOLES)), x_mov, atol=0)
+
+
+def test_mask_passes_on_unchanged():
+    layer = built_bn((B, T, F), seed=35)
+    x = inputs((B, T, F), seed=36)
+    mask = backend.xp.asarray(WITH_HOLES)
+    _, out_mask = layer.forward_with_mask(x, mask, training=True)
+    assert out_mask is mask
+
+
+def test_masked_model_matches_keras():
+    """Masking -> LSTM(return_sequences) -> BatchNormalization, one training call then inference."""
+    ref = numpy.load(KERAS_BN_MASK)
+    model = tinyrnn.Sequential([Masking(0.0, input_shape=[None, 3]), LSTM(4, return_sequences=True),
+                                BatchNormalization(momentum=0.9)])
+    model.set_weights([ref[f"model/w{k}"] for k in range(7)])
+    x = backend.xp.asarray(ref["x"])
+    assert_close(model(x, training=True), ref["model/y_train"], atol=2e-5, name="y (training)")
+    bn = model.layers[-1]
+    assert_close(bn.state["moving_mean"], ref["model/moving_mean"], atol=2e-6, name="moving_mean")
+    assert_close(bn.state["moving_variance"], ref["model/moving_variance"], atol=2e-6, name="moving_variance")
+    assert_close(model(x), ref["model/y_infer"], atol=2e-5, name="y (inference)")
+    assert host(model.output_mask).tolist() == (host(x) != 0).any(axis=-1).tolist()
+
+
+def test_layer_with_holes_matches_keras():
+    """The layer alone with a mask with holes: output, moving statistics and TensorFlow's gradients."""
+    ref = numpy.load(KERAS_BN_MASK)
+    with backend.float_precision("float64"):
+        layer = BatchNormalization(momentum=0.9)
+        layer.build(ref["layer/h"].shape)
+    layer.set_weights([ref[f"layer/w{k}"] for k in range(4)])
+    h, mask = backend.xp.asarray(ref["layer/h"], dtype="float64"), backend.xp.asarray(ref["layer/mask"])
+    assert_close(layer.forward(h, training=True, mask=mask), ref["layer/y"], atol=2e-5, name="y")
+    assert_close(layer.state["moving_mean"], ref["layer/moving_mean"], atol=2e-6, name="moving_mean")
+    assert_close(layer.state["moving_variance"], ref["layer/moving_variance"], atol=2e-6,
+                 name="moving_variance")
+    assert_close(layer.backward(backend.xp.asarray(ref["layer/u"], dtype="float64")), ref["layer/dh"],
+                 atol=2e-5, name="dh")
+    assert_close(layer.grads["gamma"], ref["layer/dgamma"], atol=2e-5, name="dgamma")
+    assert_close(layer.grads["beta"], ref["layer/dbeta"], atol=2e-5, name="dbeta")
 
 
 # --- moving statistics and modes ------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from tinyrnn import backend, initializers
 from tinyrnn.layers.base import Layer
 
@@ -92,24 +94,55 @@ def batch_norm_axes(ndim: int) -> tuple:
     return tuple(range(ndim - 1))
 
 
+def batch_norm_weights(x, mask):
+    """Which entries count in the batch statistics, and how many: (w, N).
+
+    w is None (all count; N = B, or B*T) without a mask, else the mask as x's
+    dtype, (B, T, 1), and N = sum(mask) (at least 1: an all-masked batch gives
+    mu = var = 0, as Keras's N + 1e-7 does).
+    """
+    axes = batch_norm_axes(x.ndim)
+    if mask is None:
+        return None, math.prod(x.shape[a] for a in axes)
+    w = mask.astype(x.dtype)[..., None]                   # (B, T, 1): 1 counts, 0 masked
+    return w, max(float(w.sum()), 1.0)
+
+
+def batch_norm_moments(x, w, N):
+    """The batch moments, over the entries that count (all with w None):
+
+    mu = sum(w * x) / N,   var = sum(w * (x - mu)^2) / N     (biased, as Keras)
+
+    Returns (mu (F,), x - mu (x's shape), var (F,)).
+    """
+    axes = batch_norm_axes(x.ndim)
+    mu = (x if w is None else x * w).sum(axis=axes) / N     # (F,)
+    centered = x - mu
+    weighted = centered if w is None else centered * w
+    return mu, centered, (weighted * centered).sum(axis=axes) / N
+
+
 def batch_norm_backward(dy, cache, gamma):
     """Gradients of batch normalisation in training mode (through the batch statistics).
 
-    With N the number of entries each feature's statistics average over (B, or B*T),
-    and mean_N the mean over those axes:
+    With w the weight of each entry in the statistics (the mask: 1 counts, 0 is a
+    masked step; 1 everywhere without one), N = sum(w) (B, or B*T, unmasked), and
+    sum over the batch (and time) axes, every entry included:
 
     dx_hat = dy * gamma
-    dx = (dx_hat - mean_N(dx_hat) - x_hat * mean_N(dx_hat * x_hat)) / sqrt(var + eps)
-    dgamma = sum_N(dy * x_hat);   dbeta = sum_N(dy)
+    dx = (dx_hat - w * sum(dx_hat) / N - w * x_hat * sum(dx_hat * x_hat) / N) / sqrt(var + eps)
+    dgamma = sum(dy * x_hat);   dbeta = sum(dy)
 
+    A masked step is normalised too (its y depends on mu and var), so its dy
+    reaches the statistics; only the entries that made them receive that part.
     (LayerNormalization's gradient with the roles of the axes swapped.)
     Returns (dx, dgamma (F,), dbeta (F,)).
     """
-    x_hat, inv_std = cache
+    x_hat, inv_std, w, N = cache
     axes = batch_norm_axes(dy.ndim)
     dx_hat = dy if gamma is None else dy * gamma
-    dx = inv_std * (dx_hat - dx_hat.mean(axis=axes, keepdims=True)
-                    - x_hat * (dx_hat * x_hat).mean(axis=axes, keepdims=True))
+    through_stats = dx_hat.sum(axis=axes) / N + x_hat * ((dx_hat * x_hat).sum(axis=axes) / N)
+    dx = inv_std * (dx_hat - (through_stats if w is None else w * through_stats))
     return dx, (dy * x_hat).sum(axis=axes), dy.sum(axis=axes)
 
 
@@ -117,9 +150,11 @@ class BatchNormalization(Layer):
     """Batch normalisation of each feature over every other axis, as Keras applies
     it to (B, F) or, between recurrent layers, (B, T, F) inputs (Ioffe & Szegedy).
 
-    Training (``training=True``), with the statistics over the batch (and time) axes:
+    Training (``training=True``), with the statistics over the batch (and time) axes,
+    over the unmasked steps only when a (B, T) mask comes with x (as Keras 3),
+    w = mask[..., None] (1 everywhere without one) and N = sum(w):
 
-        mu = mean(x),  var = mean((x - mu)^2)   (biased, as Keras)
+        mu = sum(w * x) / N,  var = sum(w * (x - mu)^2) / N   (biased, as Keras)
         x_hat = (x - mu) / sqrt(var + eps),   y = gamma * x_hat + beta
         moving_mean     <- momentum * moving_mean     + (1 - momentum) * mu
         moving_variance <- momentum * moving_variance + (1 - momentum) * var
@@ -130,14 +165,16 @@ class BatchNormalization(Layer):
 
     Backward in training mode goes through mu and var (``batch_norm_backward``);
     in inference mode the layer is affine: dx = dy * gamma / sqrt(moving_variance + eps).
-    Both modes: dgamma = sum(dy * x_hat), dbeta = sum(dy).
+    Both modes: dgamma = sum(dy * x_hat), dbeta = sum(dy). Every step is normalised,
+    masked or not; the mask only chooses which steps make the statistics, and
+    it passes on unchanged. Inference ignores it (the moving statistics serve all).
 
     Keras weights, in order: gamma (F,), beta (F,) (trainable, in ``params``),
     moving_mean (F,), moving_variance (F,) (non-trainable, in ``state``).
     """
 
     weight_names = ("gamma", "beta", "moving_mean", "moving_variance")
-    supports_masking = True   # the mask passes on (Keras also leaves masked steps out of batch statistics)
+    supports_masking = True   # the mask passes on unchanged
 
     def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True, **kwargs):
         super().__init__(**kwargs)
@@ -165,7 +202,7 @@ class BatchNormalization(Layer):
         self.state["moving_variance"] = initializers.ones((F,))
         super().build(input_shape)
 
-    def forward(self, x, training=False):
+    def forward(self, x, training=False, mask=None):
         xp = backend.xp
         self._check_ndim(x.ndim, x.shape)
         F = self.state["moving_mean"].shape[0]
@@ -173,11 +210,9 @@ class BatchNormalization(Layer):
             raise ValueError(f"{self.name}: built for F={F} features (last axis), got shape {tuple(x.shape)} "
                              f"with {x.shape[-1]}")
         use_batch_statistics = training and self.trainable
+        w, N = batch_norm_weights(x, mask) if use_batch_statistics else (None, None)
         if use_batch_statistics:
-            axes = batch_norm_axes(x.ndim)
-            mu = x.mean(axis=axes)                              # (F,)
-            centered = x - mu
-            var = (centered * centered).mean(axis=axes)         # (F,), biased
+            mu, centered, var = batch_norm_moments(x, w, N)     # (F,), x's shape, (F,)
             self._update_moving_statistics(mu, var)
         else:
             centered = x - self.state["moving_mean"]
@@ -188,7 +223,7 @@ class BatchNormalization(Layer):
         y = x_hat if gamma is None else x_hat * gamma
         if beta is not None:
             y = y + beta
-        self._remember((use_batch_statistics, x_hat, inv_std))
+        self._remember((use_batch_statistics, x_hat, inv_std, w, N))
         return y
 
     def _update_moving_statistics(self, mu, var):
@@ -198,10 +233,10 @@ class BatchNormalization(Layer):
             moving[...] = moving * self.momentum + batch * (1.0 - self.momentum)
 
     def backward(self, dy):
-        use_batch_statistics, x_hat, inv_std = self._recall()
+        use_batch_statistics, x_hat, inv_std, w, N = self._recall()
         gamma = self.params.get("gamma")
         if use_batch_statistics:
-            dx, dgamma, dbeta = batch_norm_backward(dy, (x_hat, inv_std), gamma)
+            dx, dgamma, dbeta = batch_norm_backward(dy, (x_hat, inv_std, w, N), gamma)
         else:
             axes = batch_norm_axes(dy.ndim)
             # affine: d x_hat / dx = 1 / sqrt(moving_variance + eps)
