@@ -577,6 +577,56 @@ def test_carried_masks_reach_attention_as_keras_auto_fills_its_mask():
     assert (y[ids == 0] == 0).all()
 
 
+class StepMaskSpy(Layer):
+    """Test-only layer that keeps the mask its forward got (None when none), and passes x on."""
+
+    supports_masking = True
+
+    def forward(self, x, training=False, mask=None):
+        self.seen = None if mask is None else host(mask)
+        self._remember(None)
+        return x
+
+    def backward(self, dy):
+        self._recall()
+        return dy
+
+
+def test_time_distributed_passes_each_steps_mask_to_a_layer_that_takes_one_as_keras():
+    """Keras 3's TimeDistributed: the inner layer gets mask[:, t] at step t (here all B*T rows at
+    once, flattened like the input), a Dense gets none, and the mask passes on unchanged."""
+    x, mask = padded_batch()
+    spy = StepMaskSpy()
+    td = TimeDistributed(spy)
+    y, out_mask = td.forward_with_mask(backend.xp.asarray(x), backend.xp.asarray(mask))
+    numpy.testing.assert_array_equal(spy.seen, mask.reshape(B * T))
+    numpy.testing.assert_array_equal(host(out_mask), mask)
+    assert not Dense(2).takes_mask                     # so TimeDistributed(Dense) gives it no mask
+    model = Sequential([Masking(input_shape=[None, D]), TimeDistributed(Dense(2)), CarryOver(2),
+                        TimeDistributed(StepMaskSpy())])
+    model.build()
+    model.forward(backend.xp.asarray(x))
+    numpy.testing.assert_array_equal(model.layers[-1].layer.seen, mask.reshape(B * T))
+    numpy.testing.assert_array_equal(host(model.output_mask), mask)
+
+
+def test_time_distributed_recurrent_layer_over_nested_sequences_gets_each_rows_mask():
+    """(B, T, T2, D) with a (B, T, T2) mask from Masking: each (B*T) row's (T2,) mask, as in Keras 3."""
+    rng = numpy.random.default_rng(3)
+    x = rng.normal(size=(B, T, 4, D))
+    x[1, 3:] = 0.0
+    x[0, 1, 2:] = 0.0
+    gru = GRU(2)
+    model = Sequential([Masking(input_shape=[T, 4, D]), TimeDistributed(gru)])
+    model.build()
+    y = host(model.forward(backend.xp.asarray(x)))
+    steps = (x != 0).any(axis=-1)                                       # (B, T, T2)
+    alone = host(gru(backend.xp.asarray(x.reshape(B * T, 4, D)), mask=steps.reshape(B * T, 4)))
+    assert_close(y.reshape(B * T, 2), alone, atol=1e-12, name="TimeDistributed(GRU) with masks")
+    assert not numpy.allclose(y.reshape(B * T, 2), host(gru(backend.xp.asarray(x.reshape(B * T, 4, D)))))
+    numpy.testing.assert_array_equal(host(model.output_mask), steps)   # passed on unchanged (Keras 3)
+
+
 def test_a_model_used_as_a_layer_passes_on_the_mask_its_layers_made():
     x, mask = padded_batch()
     inner = Sequential([Masking(input_shape=[None, D]), Dense(D)])

@@ -521,11 +521,13 @@ def as_mask(mask):
 
 
 def check_mask(mask, x, who) -> None:
-    """A mask given to a layer is (B, T): the first two axes of its input ``x``."""
+    """A mask given to a layer is (B, T): the first two axes of its input ``x`` (or (B, T, T2, ...),
+    its first axes but the last, for nested sequences: (B, T, T2, D) into ``TimeDistributed``)."""
     if isinstance(x, (list, tuple)) or isinstance(mask, (list, tuple)):
         return                                            # several inputs: the layer checks its own
     expected = tuple(x.shape[:2])
-    if tuple(mask.shape) != expected or x.ndim < 2:
+    nested = 2 < mask.ndim < x.ndim and tuple(mask.shape) == tuple(x.shape[:mask.ndim])
+    if (tuple(mask.shape) != expected or x.ndim < 2) and not nested:
         raise ValueError(
             f"{who}: the mask has shape {tuple(mask.shape)} but the input has shape {tuple(x.shape)}: "
             f"a mask holds one True/False per time step, shape (B, T) = {expected}; e.g. "

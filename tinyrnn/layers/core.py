@@ -132,6 +132,11 @@ class TimeDistributed(Layer):
 
     The wrapped layer's parameters are shared by all time steps, so its
     gradients sum over B and T.
+
+    Masks, as Keras 3: a mask (B, T, ...) passes on unchanged, and a wrapped
+    layer that takes a mask (``takes_mask``) gets each step's, flattened like
+    the input: (B, T) -> (B*T,), (B, T, T2) -> (B*T, T2) (for a recurrent layer
+    over a nested sequence). A layer that takes none (``Dense``) gets none.
     """
 
     supports_masking = True
@@ -157,9 +162,11 @@ class TimeDistributed(Layer):
         inner = self.layer.compute_output_shape((None, *input_shape[2:]))
         return (*input_shape[:2], *inner[1:])
 
-    def forward(self, x, training=False):
+    def forward(self, x, training=False, mask=None):
         B, T = x.shape[:2]
-        y = self.layer.forward(x.reshape(B * T, *x.shape[2:]), training=training)
+        inner = {"mask": mask.reshape(B * T, *mask.shape[2:])} if mask is not None and self.layer.takes_mask \
+            else {}
+        y = self.layer.forward(x.reshape(B * T, *x.shape[2:]), training=training, **inner)
         self._remember((B, T))
         return y.reshape(B, T, *y.shape[1:])
 
