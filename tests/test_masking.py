@@ -640,6 +640,51 @@ def test_a_model_used_as_a_layer_passes_on_the_mask_its_layers_made():
     numpy.testing.assert_array_equal(host(functional.output_mask), mask)
 
 
+NESTINGS = ["functional in functional", "sequential in sequential", "sequential in functional",
+            "functional in sequential"]
+
+
+@pytest.mark.parametrize("nesting", NESTINGS)
+def test_a_model_used_as_a_layer_takes_the_mask_it_is_given_as_keras(nesting):
+    """Keras 3 passes the mask into a model used as a layer (Functional.call(inputs, mask)): its
+    layers skip the masked steps and its output mask comes out. Outputs, the mask and every gradient
+    equal those of the same layers in one flat masked model."""
+    x, mask = padded_batch()
+    x = backend.xp.asarray(x)
+    with backend.float_precision("float64"):
+        gru, dense = GRU(H, return_sequences=True), Dense(2)
+        flat = Sequential([Masking(input_shape=[None, D]), gru, dense])
+        flat.build()
+    for k, layer in enumerate((gru, dense)):
+        randomize_params(layer, seed=40 + k)
+    inner_kind, outer_kind = nesting.split(" in ")
+    if inner_kind == "functional":
+        inputs = Input(shape=[None, D])
+        inner = Model(inputs, dense(gru(inputs)))
+    else:
+        inner = Sequential([gru, dense])
+        inner.build((None, None, D))
+    if outer_kind == "functional":
+        outer_inputs = Input(shape=[None, D])
+        outer = Model(outer_inputs, inner(Masking()(outer_inputs)))
+    else:
+        outer = Sequential([Masking(input_shape=[None, D]), inner])
+        outer.build()
+    u = backend.xp.asarray(numpy.random.default_rng(41).normal(size=(B, T, 2)))
+    expected, grads = {}, {}
+    for name, model in (("flat", flat), ("nested", outer)):
+        model.zero_grads()
+        expected[name] = (host(model.forward(x)), host(model.output_mask), host(model.backward(u)))
+        grads[name] = [host(layer.grads[k]).copy() for layer in (gru, dense) for k in layer.grads]
+    assert_close(expected["nested"][0], expected["flat"][0], atol=1e-12, name="output")
+    numpy.testing.assert_array_equal(expected["nested"][1], mask)
+    assert_close(expected["nested"][2], expected["flat"][2], atol=1e-12, name="dx")
+    for mine, ref in zip(grads["nested"], grads["flat"]):
+        assert_close(mine, ref, atol=1e-12, name="weight gradient")
+    unmasked = host(inner.forward(x))                  # the mask matters: without it, other outputs
+    assert not numpy.allclose(unmasked, expected["flat"][0])
+
+
 # --- with the recurrent layers themselves (they skip masked steps) -------------------------------
 RECURRENT = {"SimpleRNN": lambda **kw: SimpleRNN(H, **kw), "LSTM": lambda **kw: LSTM(H, **kw),
              "GRU": lambda **kw: GRU(H, **kw)}

@@ -98,16 +98,24 @@ class Model(Layer):
             raise ValueError(f"{self.name}: every output must be computed from the model's inputs "
                              "(an output that depends on no Input cannot be trained from data)")
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=None, mask=None):
         """The functional model's forward pass: every recorded call, replayed on ``inputs``.
 
         ``outputs=[y]`` gives y itself, not a list of one (as Keras 3 does), so
-        ``predict`` returns an array; several outputs give a list."""
+        ``predict`` returns an array; several outputs give a list. ``mask`` (one per
+        input, or one for one input), as Keras's: the inputs carry it into the graph,
+        so a model used as a layer after ``Masking`` masks its own layers."""
         if self._nodes is None:
             raise NotImplementedError(
                 f"{type(self).__name__}: a subclassed Model defines call(inputs); or build a functional "
                 "model with Model(inputs=..., outputs=...)"
             )
+        if mask is not None:
+            flat_inputs = graph.flatten(inputs)
+            masks = list(mask) if isinstance(mask, (list, tuple)) else [mask]
+            for value, m in zip(flat_inputs, masks):
+                if m is not None:
+                    value.mask = m
         values = {id(s): v for s, v in zip(self.inputs, graph.flatten(inputs))}
 
         def value_of(a):
@@ -132,10 +140,11 @@ class Model(Layer):
     def sublayers(self) -> list:
         return self.layers
 
-    def forward(self, x, training: bool = False):
+    def forward(self, x, training: bool = False, mask=None):
         """The recorded forward pass (``call`` on Values); ``output_mask`` keeps the masks the
-        outputs carry (computed from this batch), which the loss and the metrics then use."""
-        y = super().forward(x, training=training)
+        outputs carry (computed from this batch), which the loss and the metrics then use.
+        ``mask``: the inputs' (a model used as a layer after a masked one), as Keras's."""
+        y = super().forward(x, training=training, mask=mask)
         outputs = self._cache[1]                         # Layer.forward keeps (inputs, outputs)
         masks = graph.map_structure(lambda v: v.mask, outputs)
         self.output_mask = None if all(m is None for m in graph.flatten(masks)) else masks
@@ -143,7 +152,7 @@ class Model(Layer):
 
     def compute_mask(self, inputs, mask=None):
         """The mask of the outputs of the last forward pass (``output_mask``), so a model used as a
-        layer passes on the mask its own layers made (the mask given to it is not used inside)."""
+        layer passes on the mask its own layers made from the mask given to it, as Keras 3."""
         return self.output_mask
 
     def _build_for(self, x) -> None:
@@ -680,7 +689,7 @@ class Sequential(Model):
         return shapes
 
     # --- the algorithm, one batch: a chain, nothing recorded -------------------------
-    def forward(self, x, training: bool = False):
+    def forward(self, x, training: bool = False, mask=None):
         """Run every layer in order on one batch, keeping what ``backward`` needs.
 
         Parameters
@@ -691,13 +700,15 @@ class Sequential(Model):
         training : bool
             ``True`` turns dropout on and makes BatchNormalization use (and
             update) the batch statistics, as during ``fit``.
+        mask : bool array (B, T) or None
+            The input's mask (a model used as a layer after a masked one), as Keras's.
 
         Returns
         -------
         array, shape (B, ...)
             The last layer's output, ``y_pred``.
         """
-        mask = None                  # a layer's output mask flows to the next (Layer.forward_with_mask)
+        # a layer's output mask flows to the next (Layer.forward_with_mask)
         with backend.engine_blas():  # small products on one BLAS thread (backend.set_threads)
             for layer in self.layers:
                 if mask is None and not layer._makes_masks:   # no mask, none made here: the plain call
