@@ -54,7 +54,7 @@ def model_case(rng):
     y = model(x, training=True)
     print(f"model: output mask passed on {getattr(y, '_keras_mask', None) is not None}")
     arrays["model/y_train"] = np.asarray(y)
-    arrays["model/moving_mean"], arrays["model/moving_variance"] = (np.asarray(w) for w in bn.get_weights()[2:])
+    arrays["model/moving_mean"], arrays["model/moving_variance"] = bn.get_weights()[2:]
     arrays["model/y_infer"] = np.asarray(model(x, training=False))
     return arrays
 
@@ -75,15 +75,16 @@ def layer_case(rng):
     dh, dgamma, dbeta = tape.gradient(loss, [h_var, bn.gamma, bn.beta])
     arrays.update({"layer/y": np.asarray(y), "layer/dh": np.asarray(dh), "layer/dgamma": np.asarray(dgamma),
                    "layer/dbeta": np.asarray(dbeta)})
-    arrays["layer/moving_mean"], arrays["layer/moving_variance"] = (np.asarray(w) for w in bn.get_weights()[2:])
+    arrays["layer/moving_mean"], arrays["layer/moving_variance"] = bn.get_weights()[2:]
     return arrays
 
 
 def main():
     rng = np.random.default_rng(5)
     arrays = {**model_case(rng), **layer_case(rng)}
-    np.savez_compressed(HERE / "keras_batchnorm_mask.npz",
-                        **{k: np.asarray(v, dtype=bool if v.dtype == bool else "float32") for k, v in arrays.items()})
+    arrays = {k: np.asarray(v, dtype=bool if np.asarray(v).dtype == bool else "float32")
+              for k, v in arrays.items()}
+    np.savez_compressed(HERE / "keras_batchnorm_mask.npz", **arrays)
     print(f"keras {keras.__version__}, tensorflow {tf.__version__}")
 
 
