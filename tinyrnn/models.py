@@ -639,12 +639,14 @@ class Sequential(Model):
         >>> model.add(SimpleRNN(20, input_shape=[None, 1]))
         >>> model.add(Dense(1))
         """
+        if isinstance(layer, Value) and layer.node is None:   # Keras: Sequential([Input(...), ...])
+            layer = InputLayer(batch_shape=layer.shape, name=layer.name)
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential.add expects a Layer, got {type(layer).__name__}")
         if isinstance(layer, InputLayer) or (not self.layers and layer.input_shape is not None):
             if self.layers and isinstance(layer, InputLayer):
                 raise ValueError("InputLayer must come first in a Sequential model")
-            self.input_shape = layer.input_shape
+            self.input_shape = (layer.batch_size, *layer.input_shape[1:])   # a declared batch size B stays
         if not isinstance(layer, InputLayer):
             self._layers.append(layer)
 
@@ -665,7 +667,7 @@ class Sequential(Model):
                 "the model does not know its input shape yet: give the first layer input_shape=[...], "
                 "start with InputLayer(input_shape=[...]), or call fit/predict on data first"
             )
-        self.input_shape = (None, *shape[1:])
+        self.input_shape = tuple(shape)          # (B, ...): a fixed B reaches the stateful layers' build
         for layer in self.layers:
             if not layer.built:
                 layer.build(shape)
