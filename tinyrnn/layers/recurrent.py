@@ -48,7 +48,7 @@ import copy
 from types import SimpleNamespace
 
 from tinyrnn import activations, backend, graph, initializers, ops, validation
-from tinyrnn.layers.base import Layer, constructor_arguments, unique_name
+from tinyrnn.layers.base import Layer, constructor_arguments, unexpected_arguments_error, unique_name
 from tinyrnn.layers.core import _rate, dropout_mask
 from tinyrnn.layers.normalization import layer_norm_backward, layer_norm_forward
 
@@ -172,6 +172,16 @@ class RNNCell:
     n_states = 1  # number of (H, B) states carried between steps; states[0] is h
     supports_recurrent_dropout = False  # True once U reads h_{t-1} through recurrent_input
     weight_names = ("kernel", "recurrent_kernel", "bias")
+
+    def __new__(cls, *args, **kwargs):
+        """Refuse a misspelled keyword as a layer does (Layer's error: the class, the closest valid one),
+        before ``__init__``, so every cell, a user's included, needs no ``**kwargs`` of its own."""
+        valid = constructor_arguments(cls)
+        unexpected = [key for key in kwargs if key not in valid]
+        if unexpected:
+            layer_arguments = [n for n in RNN.argument_names() if n != "cell"]
+            raise unexpected_arguments_error(cls, unexpected, valid, ("RNN", layer_arguments))
+        return super().__new__(cls)
 
     def __init__(self, units, activation="tanh", use_bias=True, name=None):
         self.units = validation.positive_int(units, "units")
