@@ -67,6 +67,31 @@ def test_recurrent_input_shape_of_the_wrong_rank_is_named_as_the_mistake(cls, in
     assert "x[..., None]" not in str(error.value)
 
 
+@pytest.mark.parametrize("declare", [
+    lambda layer: Sequential([tinyrnn.layers.InputLayer(input_shape=[50]), layer, Dense(1)]),
+    lambda layer: Sequential([tinyrnn.layers.InputLayer(shape=(50,)), layer, Dense(1)]),
+    lambda layer: Sequential([tinyrnn.Input(shape=(50,)), layer, Dense(1)]),
+], ids=["InputLayer(input_shape)", "InputLayer(shape)", "Input(shape)"])
+@pytest.mark.parametrize("feed", ["fit", "predict 2-D", "build"])
+def test_an_input_layer_of_the_wrong_rank_is_named_as_the_mistake(declare, feed):
+    # the declaration is the mistake, whether the data is 3-D (right), 2-D, or none has come yet
+    model = declare(SimpleRNN(H))
+    model.compile(loss="mse", optimizer="adam")
+    run = {"fit": lambda: model.fit(series(t=50, d=1), targets(), verbose=0),
+           "predict 2-D": lambda: model.predict(series(t=50, d=1)[..., 0]),
+           "build": model.build}[feed]
+    with pytest.raises(ValueError, match=r"the mistake is input_shape=\[50\]: .*\[T, D\].*"
+                                         r"input_shape=\[None, 1\]") as error:
+        run()
+    assert "x[..., None]" not in str(error.value)
+
+
+def test_model_build_of_the_wrong_rank_is_named_as_the_mistake():
+    with pytest.raises(ValueError, match=r"the mistake is input_shape=\[50\]: .*\[T, D\]") as error:
+        Sequential([SimpleRNN(H), Dense(1)]).build((None, 50))
+    assert "x[..., None]" not in str(error.value)
+
+
 def test_conv1d_rejects_a_2d_array():
     with pytest.raises(ValueError, match=r"Conv1D expects 3-D inputs \(B, T, D\).*got 2-D shape \(4, 5\).*"
                                          r"x\[\.\.\., None\]"):

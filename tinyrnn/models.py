@@ -648,7 +648,9 @@ class Sequential(Model):
                 raise ValueError("InputLayer must come first in a Sequential model")
             self.input_shape = (layer.batch_size, *layer.input_shape[1:])   # a declared batch size B stays
         if not isinstance(layer, InputLayer):
-            self._layers.append(layer)
+            if not self.layers and layer.input_shape is None and self.input_shape is not None:
+                layer.input_shape = (None, *self.input_shape[1:])   # the InputLayer's shape is the first
+            self._layers.append(layer)                              # layer's, as if given to it (its checks)
 
     @property
     def built(self) -> bool:
@@ -668,6 +670,8 @@ class Sequential(Model):
                 "start with InputLayer(input_shape=[...]), or call fit/predict on data first"
             )
         self.input_shape = tuple(shape)          # (B, ...): a fixed B reaches the stateful layers' build
+        if input_shape is not None and self.layers and self.layers[0].input_shape is None:
+            self.layers[0].input_shape = (None, *shape[1:])   # declared here: its checks name input_shape
         for layer in self.layers:
             if not layer.built:
                 layer.build(shape)
@@ -735,7 +739,9 @@ class Sequential(Model):
     def _build_for(self, x) -> None:
         """Build on the declared input shape, else on x's (once; later calls do nothing)."""
         if not self.built:
-            self.build(None if self.input_shape is not None else (None, *x.shape[1:]))
+            if self.input_shape is None:
+                self.input_shape = (None, *x.shape[1:])      # the data's shape, not a declaration
+            self.build()
 
     def _prepare(self, x, y=None, names=("x", "y")):
         """Inputs (and targets) as backend float arrays, checked against the model.
