@@ -331,6 +331,7 @@ MISSPELLED = [  # a layer with one misspelled keyword, the keyword meant
     (lambda: tinyrnn.layers.RNN(tinyrnn.layers.LSTMCell(8), return_sequence=True), "RNN", "return_sequences"),
     (lambda: tinyrnn.layers.GRUCell(H, reset_afer=False), "GRUCell", "reset_after"),
     (lambda: tinyrnn.layers.LSTMCell(H, unit_forget_bais=False), "LSTMCell", "unit_forget_bias"),
+    (lambda: tinyrnn.layers.LSTMCell(8, recurent_dropout=0.1), "LSTMCell", "recurrent_dropout"),
 ]
 
 
@@ -349,7 +350,6 @@ class UsersCell(tinyrnn.layers.SimpleRNNCell):
 
 @pytest.mark.parametrize("make, cell, meant", [
     (lambda: tinyrnn.layers.SimpleRNNCell(20, return_sequence=True), "SimpleRNNCell", "return_sequences"),
-    (lambda: tinyrnn.layers.LSTMCell(8, recurent_dropout=0.1), "LSTMCell", "recurrent_dropout"),
     (lambda: UsersCell(H, stateful=True), "UsersCell", "stateful"),
 ])
 def test_a_cell_keyword_of_the_layer_names_the_call_that_takes_it(make, cell, meant):
