@@ -30,7 +30,7 @@ from tinyrnn.layers import (
 )
 from tinyrnn.layers.core import dropout_mask
 from tinyrnn.layers.recurrent import sum_over_time_and_batch
-from tinyrnn.models import Sequential
+from tinyrnn.models import Sequential, load_model
 
 B, T, D, H = 2, 5, 3, 4
 TOL = 1e-7
@@ -610,6 +610,30 @@ def test_recurrent_dropout_needs_a_cell_that_supports_it():
     with pytest.raises(ValueError, match="recurrent_input"):
         RNN(PlainCell(H), recurrent_dropout=0.2)
     RNN(PlainCell(H), dropout=0.2)                                  # input dropout needs nothing
+
+
+@pytest.mark.parametrize("cell_class", [SimpleRNNCell, LSTMCell, recurrent.GRUCell, PeepholeLSTMCell,
+                                        LNSimpleRNNCell])
+def test_dropout_rates_given_to_the_cell_as_in_keras_3(cell_class, tmp_path):
+    """Keras 3 spells RNN(LSTMCell(H, dropout=..., recurrent_dropout=...)): the same masks as the
+    rates given to RNN, and they are saved with the cell."""
+    rates = {"dropout": 0.3, "recurrent_dropout": 0.4}
+    on_cell = RNN(cell_class(H, **rates), return_sequences=True)
+    on_layer = RNN(cell_class(H), return_sequences=True, **rates)
+    for layer in (on_cell, on_layer):
+        layer.build((None, None, D))
+    randomize_params(on_cell, seed=2)
+    on_layer.set_weights(on_cell.get_weights())
+    x = inputs()
+    seeding.set_random_seed(7)
+    dropped = on_cell.forward(x, training=True)
+    seeding.set_random_seed(7)
+    assert_close(dropped, on_layer.forward(x, training=True), 1e-12, name="rates on the cell")
+    assert not numpy.allclose(dropped, on_cell.forward(x, training=False))
+    model = Sequential([on_cell])
+    model.save(tmp_path / "m.npz")
+    loaded = load_model(tmp_path / "m.npz").layers[0]
+    assert (loaded.dropout, loaded.recurrent_dropout, loaded.cell.dropout) == (0.3, 0.4, 0.3)
 
 
 def test_rnn_rejects_a_non_cell():

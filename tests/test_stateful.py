@@ -19,7 +19,7 @@ from helpers import (
 
 import tinyrnn
 from tinyrnn import backend, gradcheck, seeding
-from tinyrnn.layers import GRU, LSTM, Dense, Layer, SimpleRNN
+from tinyrnn.layers import GRU, LSTM, Dense, Embedding, InputLayer, Layer, SimpleRNN
 from tinyrnn.models import Model, Sequential, load_model
 
 B, T, D, H = 2, 5, 3, 4
@@ -332,3 +332,45 @@ def test_fit_refuses_a_stateful_batch_mismatch_before_any_step(rows, batch_size)
         model.fit(x, y, batch_size=batch_size, shuffle=False, verbose=0)
     for w, b in zip(model.get_weights(), before):
         numpy.testing.assert_array_equal(w, b)
+
+
+def _character_model(*first_layers, embedding=None):
+    """A lecture's stateful character model: [first layers,] Embedding, stateful GRU, Dense."""
+    embedding = embedding or Embedding(7, D)
+    return Sequential([*first_layers, embedding, GRU(H, return_sequences=True, stateful=True), Dense(6)])
+
+
+def _functional_with_batch_shape():
+    x = tinyrnn.Input(batch_shape=(B, None))
+    y = Dense(6)(GRU(H, return_sequences=True, stateful=True)(Embedding(7, D)(x)))
+    return Model(x, y)
+
+
+KERAS_BATCH_SHAPES = {   # each way Keras declares the batch size at a model's input
+    "InputLayer(batch_shape)": lambda: _character_model(InputLayer(batch_shape=(B, None))),
+    "InputLayer(shape, batch_size)": lambda: _character_model(InputLayer(shape=[None], batch_size=B)),
+    "Sequential([Input(batch_shape)])": lambda: _character_model(tinyrnn.Input(batch_shape=(B, None))),
+    "batch_input_shape on the first layer": lambda: _character_model(
+        embedding=Embedding(7, D, batch_input_shape=[B, None])),
+    "functional Input(batch_shape)": _functional_with_batch_shape,
+}
+
+
+@pytest.mark.parametrize("spelling", list(KERAS_BATCH_SHAPES))
+def test_the_declared_batch_size_reaches_the_stateful_layer(spelling, tmp_path):
+    """As in Keras: the batch size declared at the input fixes the stateful layer's before any data,
+    the summary shows it, reset_states makes (B, H) states, and another batch size is refused."""
+    model = KERAS_BATCH_SHAPES[spelling]()
+    gru = next(layer for layer in model.layers if isinstance(layer, GRU))
+    lines = []
+    model.summary(print_fn=lines.append)
+    assert f"({B}, None, {H})" in lines[0] and gru.batch_size == B
+    gru.reset_states()
+    assert [s.shape for s in gru.states] == [(B, H)]
+    ids = numpy.random.default_rng(0).integers(0, 7, size=(B + 1, T))
+    assert model.predict(ids[:B], batch_size=B).shape == (B, T, 6)
+    with pytest.raises(ValueError, match=rf"batches of {B}|expects \({B}, None\)"):
+        model.predict(ids, batch_size=B + 1)
+    model.save(tmp_path / "m.npz")
+    loaded = load_model(tmp_path / "m.npz")
+    assert next(layer for layer in loaded.layers if isinstance(layer, GRU)).batch_size == B

@@ -67,6 +67,31 @@ def test_recurrent_input_shape_of_the_wrong_rank_is_named_as_the_mistake(cls, in
     assert "x[..., None]" not in str(error.value)
 
 
+@pytest.mark.parametrize("declare", [
+    lambda layer: Sequential([tinyrnn.layers.InputLayer(input_shape=[50]), layer, Dense(1)]),
+    lambda layer: Sequential([tinyrnn.layers.InputLayer(shape=(50,)), layer, Dense(1)]),
+    lambda layer: Sequential([tinyrnn.Input(shape=(50,)), layer, Dense(1)]),
+], ids=["InputLayer(input_shape)", "InputLayer(shape)", "Input(shape)"])
+@pytest.mark.parametrize("feed", ["fit", "predict 2-D", "build"])
+def test_an_input_layer_of_the_wrong_rank_is_named_as_the_mistake(declare, feed):
+    # the declaration is the mistake, whether the data is 3-D (right), 2-D, or none has come yet
+    model = declare(SimpleRNN(H))
+    model.compile(loss="mse", optimizer="adam")
+    run = {"fit": lambda: model.fit(series(t=50, d=1), targets(), verbose=0),
+           "predict 2-D": lambda: model.predict(series(t=50, d=1)[..., 0]),
+           "build": model.build}[feed]
+    with pytest.raises(ValueError, match=r"the mistake is input_shape=\[50\]: .*\[T, D\].*"
+                                         r"input_shape=\[None, 1\]") as error:
+        run()
+    assert "x[..., None]" not in str(error.value)
+
+
+def test_model_build_of_the_wrong_rank_is_named_as_the_mistake():
+    with pytest.raises(ValueError, match=r"the mistake is input_shape=\[50\]: .*\[T, D\]") as error:
+        Sequential([SimpleRNN(H), Dense(1)]).build((None, 50))
+    assert "x[..., None]" not in str(error.value)
+
+
 def test_conv1d_rejects_a_2d_array():
     with pytest.raises(ValueError, match=r"Conv1D expects 3-D inputs \(B, T, D\).*got 2-D shape \(4, 5\).*"
                                          r"x\[\.\.\., None\]"):
@@ -303,6 +328,10 @@ MISSPELLED = [  # a layer with one misspelled keyword, the keyword meant
     (lambda: tinyrnn.layers.TimeDistributed(Dense(H), nme="td"), "TimeDistributed", "name"),
     (lambda: tinyrnn.layers.RNN(tinyrnn.layers.LSTMCell(H), return_stat=True), "RNN", "return_state"),
     (lambda: tinyrnn.layers.InputLayer(input_shap=[None, 1]), "InputLayer", "input_shape"),
+    (lambda: tinyrnn.layers.RNN(tinyrnn.layers.LSTMCell(8), return_sequence=True), "RNN", "return_sequences"),
+    (lambda: tinyrnn.layers.GRUCell(H, reset_afer=False), "GRUCell", "reset_after"),
+    (lambda: tinyrnn.layers.LSTMCell(H, unit_forget_bais=False), "LSTMCell", "unit_forget_bias"),
+    (lambda: tinyrnn.layers.LSTMCell(8, recurent_dropout=0.1), "LSTMCell", "recurrent_dropout"),
 ]
 
 
@@ -311,6 +340,25 @@ def test_misspelled_keyword_names_the_layer_and_the_closest_argument(make, layer
     with pytest.raises(TypeError, match=rf"^{layer}\(\) got an unexpected keyword argument '\w+' "
                                          rf"\(did you mean {meant}=\?\)\. {layer} takes: .*\b{meant}\b"):
         make()
+
+
+class UsersCell(tinyrnn.layers.SimpleRNNCell):
+    def __init__(self, units, gain=1.0, **kwargs):
+        super().__init__(units, **kwargs)
+        self.gain = gain
+
+
+@pytest.mark.parametrize("make, cell, meant", [
+    (lambda: tinyrnn.layers.SimpleRNNCell(20, return_sequence=True), "SimpleRNNCell", "return_sequences"),
+    (lambda: UsersCell(H, stateful=True), "UsersCell", "stateful"),
+])
+def test_a_cell_keyword_of_the_layer_names_the_call_that_takes_it(make, cell, meant):
+    """A cell refuses a keyword as a layer does; one that belongs to RNN is named with RNN's call."""
+    expected = (f"{cell}() got an unexpected keyword argument '", f" (did you mean {meant}=? It is RNN's "
+                f"argument, not the {cell}'s: RNN({cell}(...), {meant}=...)). {cell} takes: units, ")
+    with pytest.raises(TypeError, match="^" + r"\w+'".join(map(re.escape, expected))):
+        make()
+    assert UsersCell(H, gain=2.0, activation="relu").gain == 2.0      # a user's cell hands the rest on
 
 
 def test_a_keyword_like_no_other_is_named_with_the_valid_list():

@@ -648,14 +648,18 @@ class Sequential(Model):
         >>> model.add(SimpleRNN(20, input_shape=[None, 1]))
         >>> model.add(Dense(1))
         """
+        if isinstance(layer, Value) and layer.node is None:   # Keras: Sequential([Input(...), ...])
+            layer = InputLayer(batch_shape=layer.shape, name=layer.name)
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential.add expects a Layer, got {type(layer).__name__}")
         if isinstance(layer, InputLayer) or (not self.layers and layer.input_shape is not None):
             if self.layers and isinstance(layer, InputLayer):
                 raise ValueError("InputLayer must come first in a Sequential model")
-            self.input_shape = layer.input_shape
+            self.input_shape = (layer.batch_size, *layer.input_shape[1:])   # a declared batch size B stays
         if not isinstance(layer, InputLayer):
-            self._layers.append(layer)
+            if not self.layers and layer.input_shape is None and self.input_shape is not None:
+                layer.input_shape = (None, *self.input_shape[1:])   # the InputLayer's shape is the first
+            self._layers.append(layer)                              # layer's, as if given to it (its checks)
 
     @property
     def built(self) -> bool:
@@ -674,7 +678,9 @@ class Sequential(Model):
                 "the model does not know its input shape yet: give the first layer input_shape=[...], "
                 "start with InputLayer(input_shape=[...]), or call fit/predict on data first"
             )
-        self.input_shape = (None, *shape[1:])
+        self.input_shape = tuple(shape)          # (B, ...): a fixed B reaches the stateful layers' build
+        if input_shape is not None and self.layers and self.layers[0].input_shape is None:
+            self.layers[0].input_shape = (None, *shape[1:])   # declared here: its checks name input_shape
         for layer in self.layers:
             if not layer.built:
                 layer.build(shape)
@@ -744,7 +750,9 @@ class Sequential(Model):
     def _build_for(self, x) -> None:
         """Build on the declared input shape, else on x's (once; later calls do nothing)."""
         if not self.built:
-            self.build(None if self.input_shape is not None else (None, *x.shape[1:]))
+            if self.input_shape is None:
+                self.input_shape = (None, *x.shape[1:])      # the data's shape, not a declaration
+            self.build()
 
     def _prepare(self, x, y=None, names=("x", "y")):
         """Inputs (and targets) as backend float arrays, checked against the model.

@@ -84,12 +84,20 @@ def constructor_arguments(cls) -> list:
     return names
 
 
-def unexpected_arguments_error(cls, unexpected, valid) -> TypeError:
-    """A TypeError naming the class, each unknown keyword and the closest valid one."""
+def unexpected_arguments_error(cls, unexpected, valid, wrapper=None) -> TypeError:
+    """A TypeError naming the class, each unknown keyword and the closest valid one.
+
+    ``wrapper``: optionally ``(name, its arguments)`` of the layer that holds ``cls`` (a cell's
+    ``RNN``): a keyword closest to one of those is named as that layer's, with the call that takes it.
+    """
+    wrapper_name, wrapper_valid = wrapper or ("", [])
     lines = []
     for key in unexpected:
-        close = difflib.get_close_matches(key, valid, n=1)
+        close = difflib.get_close_matches(key, [*valid, *wrapper_valid], n=1)
         hint = f" (did you mean {close[0]}=?)" if close else ""
+        if close and close[0] not in valid:
+            hint = (f" (did you mean {close[0]}=? It is {wrapper_name}'s argument, not the "
+                    f"{cls.__name__}'s: {wrapper_name}({cls.__name__}(...), {close[0]}=...))")
         lines.append(f"{cls.__name__}() got an unexpected keyword argument {key!r}{hint}")
     return TypeError("; ".join(lines) + f". {cls.__name__} takes: {', '.join(valid)}")
 

@@ -10,9 +10,15 @@ from tinyrnn.layers.base import Layer, unique_name
 
 
 class InputLayer(Layer):
-    """Declares the input shape of a ``Sequential`` model; passes x through."""
+    """Declares the input shape of a ``Sequential`` model; passes x through.
 
-    def __init__(self, input_shape=None, name=None, shape=None, **kwargs):
+    ``shape`` (or Keras 2's ``input_shape``) leaves out the batch axis; ``batch_shape=(B, ...)``
+    (or ``shape`` with ``batch_size=B``) fixes the batch size B too, as a stateful layer needs.
+    """
+
+    def __init__(self, input_shape=None, name=None, shape=None, batch_shape=None, **kwargs):
+        if batch_shape is not None:           # Keras 3's spelling of batch_input_shape
+            kwargs["batch_input_shape"] = batch_shape
         super().__init__(input_shape=input_shape if input_shape is not None else shape, name=name, **kwargs)
         if self.input_shape is None:
             raise ValueError("InputLayer needs input_shape=, e.g. InputLayer(input_shape=[None, 1])")
@@ -25,7 +31,10 @@ class InputLayer(Layer):
         return dy
 
     def get_config(self):
-        return {**super().get_config(), "input_shape": list(self.input_shape[1:])}
+        config = {**super().get_config(), "input_shape": list(self.input_shape[1:])}
+        if self.batch_size is not None:
+            config["batch_size"] = self.batch_size
+        return config
 
 
 class Dense(Layer):

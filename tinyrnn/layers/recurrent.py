@@ -48,7 +48,7 @@ import copy
 from types import SimpleNamespace
 
 from tinyrnn import activations, backend, graph, initializers, ops, validation
-from tinyrnn.layers.base import Layer, constructor_arguments, unique_name
+from tinyrnn.layers.base import Layer, constructor_arguments, unexpected_arguments_error, unique_name
 from tinyrnn.layers.core import _rate, dropout_mask
 from tinyrnn.layers.normalization import layer_norm_backward, layer_norm_forward
 
@@ -173,10 +173,23 @@ class RNNCell:
     supports_recurrent_dropout = False  # True once U reads h_{t-1} through recurrent_input
     weight_names = ("kernel", "recurrent_kernel", "bias")
 
-    def __init__(self, units, activation="tanh", use_bias=True, name=None):
+    def __new__(cls, *args, **kwargs):
+        """Refuse a misspelled keyword as a layer does (Layer's error: the class, the closest valid one),
+        before ``__init__``, so every cell, a user's included, needs no ``**kwargs`` of its own."""
+        valid = constructor_arguments(cls)
+        unexpected = [key for key in kwargs if key not in valid]
+        if unexpected:
+            layer_arguments = [n for n in RNN.argument_names() if n != "cell"]
+            raise unexpected_arguments_error(cls, unexpected, valid, ("RNN", layer_arguments))
+        return super().__new__(cls)
+
+    def __init__(self, units, activation="tanh", use_bias=True, name=None, dropout=0.0,
+                 recurrent_dropout=0.0):
         self.units = validation.positive_int(units, "units")
         self.activation = activations.get(activation)
         self.use_bias = use_bias
+        self.dropout = _rate(dropout)                      # Keras 3 gives the rates to the cell;
+        self.recurrent_dropout = _rate(recurrent_dropout)  # its RNN draws the masks (RNN.__init__)
         self.name = name or unique_name(type(self).__name__.lower())
         self.params: dict = {}
         self.grads: dict = {}
@@ -295,7 +308,8 @@ class RNNCell:
         return self.to_rows(self.params["kernel"]) @ tape.dZ if dX is None else dX
 
     def get_config(self) -> dict:
-        return {"units": self.units, "activation": self.activation.name, "use_bias": self.use_bias}
+        return {"units": self.units, "activation": self.activation.name, "use_bias": self.use_bias,
+                "dropout": self.dropout, "recurrent_dropout": self.recurrent_dropout}
 
     def start_states(self, tape, states) -> list:
         """Given states (each (B, H)) as the step-0 states of ``tape`` (each (H, B)):
@@ -424,8 +438,9 @@ class LSTMCell(RNNCell):
     ROW_BLOCKS = (3, 0, 1, 2)  # z's row blocks o, i, f, g are Keras's gate blocks 3, 0, 1, 2
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
-                 use_bias=True, unit_forget_bias=True, name=None):
-        super().__init__(units, activation=activation, use_bias=use_bias, name=name)
+                 use_bias=True, unit_forget_bias=True, name=None, dropout=0.0, recurrent_dropout=0.0):
+        super().__init__(units, activation=activation, use_bias=use_bias, name=name, dropout=dropout,
+                         recurrent_dropout=recurrent_dropout)
         self.recurrent_activation = activations.get(recurrent_activation)
         self.unit_forget_bias = unit_forget_bias
         H = self.units
@@ -655,8 +670,9 @@ class GRUCell(RNNCell):
     gates = 3
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
-                 use_bias=True, reset_after=True, name=None):
-        super().__init__(units, activation=activation, use_bias=use_bias, name=name)
+                 use_bias=True, reset_after=True, name=None, dropout=0.0, recurrent_dropout=0.0):
+        super().__init__(units, activation=activation, use_bias=use_bias, name=name, dropout=dropout,
+                         recurrent_dropout=recurrent_dropout)
         self.recurrent_activation = activations.get(recurrent_activation)
         self.reset_after = reset_after
 
@@ -825,8 +841,9 @@ class LNSimpleRNNCell(RNNCell):
 
     weight_names = ("kernel", "recurrent_kernel", "bias", "gamma", "beta")
 
-    def __init__(self, units, activation="tanh", epsilon=1e-3, name=None):
-        super().__init__(units, activation=activation, name=name)
+    def __init__(self, units, activation="tanh", epsilon=1e-3, name=None, dropout=0.0, recurrent_dropout=0.0):
+        super().__init__(units, activation=activation, name=name, dropout=dropout,
+                         recurrent_dropout=recurrent_dropout)
         self.epsilon = float(epsilon)
 
     def build(self, input_dim):
@@ -856,7 +873,8 @@ class LNSimpleRNNCell(RNNCell):
         return [self.recurrent_input_grad(self.params["recurrent_kernel"] @ dz, tape)]
 
     def get_config(self):
-        return {"units": self.units, "activation": self.activation.name, "epsilon": self.epsilon}
+        return {"units": self.units, "activation": self.activation.name, "epsilon": self.epsilon,
+                "dropout": self.dropout, "recurrent_dropout": self.recurrent_dropout}
 
 
 def blend_states(new_states, states, skip_t) -> None:
@@ -928,6 +946,7 @@ class RNN(Layer):
             self.units = _first_size(cell.output_size if hasattr(cell, "output_size") else cell.state_size)
         else:
             self.units = cell.units
+            dropout, recurrent_dropout = dropout or cell.dropout, recurrent_dropout or cell.recurrent_dropout
         self.return_sequences = return_sequences
         self.return_state = return_state
         self.go_backwards = bool(go_backwards)
@@ -1353,7 +1372,7 @@ class _CellLayer(RNN):
 
     @classmethod
     def argument_names(cls) -> list:
-        units, *rnn_args = [n for n in super().argument_names() if n != "cell"]
+        units, *rnn_args = [n for n in super().argument_names() if n not in ("cell", *cls.cell_arguments())]
         return [units, *cls.cell_arguments(), *rnn_args]
 
     def get_config(self):
