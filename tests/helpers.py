@@ -8,6 +8,7 @@ import pathlib
 import numpy
 
 from tinyrnn import backend
+from tinyrnn.layers import Layer
 
 DATA = pathlib.Path(__file__).parent / "data"
 
@@ -112,3 +113,19 @@ def keras_style_lstm(units: int):
             return self.cell(inputs, states)
 
     return KerasStyleLSTM(units)
+
+
+
+class WithMask(Layer):
+    """``layer`` with a fixed (B, T) mask, as gradcheck's target (gradcheck calls forward(x, training))."""
+
+    def __init__(self, layer, mask):
+        super().__init__()
+        self.layer, self.mask = layer, backend.xp.asarray(mask)
+        self.built = True
+
+    def forward(self, x, training=False):
+        return self.layer.forward(x, training=training, mask=self.mask)
+
+    def backward(self, dy):
+        return self.layer.backward(dy)

@@ -4,7 +4,7 @@ statistics, Keras's weight order, and errors that say what to fix."""
 
 import numpy
 import pytest
-from helpers import DATA, assert_close, keras_cases, randomize_params
+from helpers import DATA, WithMask, assert_close, keras_cases, randomize_params
 
 import tinyrnn
 from tinyrnn import backend, gradcheck
@@ -94,21 +94,6 @@ def test_matches_keras(case, ref):
 # --- masks: the batch statistics over the unmasked steps (Keras 3) --------------------------------
 WITH_HOLES = numpy.array([[1, 0, 1, 1, 0, 1, 1, 0, 1], [0, 1, 1, 0, 1, 1, 1, 1, 0]], dtype=bool)  # (B, T)
 KERAS_BN_MASK = DATA / "keras_batchnorm_mask.npz"
-
-
-class WithMask(tinyrnn.layers.Layer):
-    """BatchNormalization with a fixed mask, as gradcheck's target (gradcheck calls forward(x))."""
-
-    def __init__(self, layer, mask):
-        super().__init__()
-        self.layer, self.mask = layer, backend.xp.asarray(mask)
-        self.built = True
-
-    def forward(self, x, training=False):
-        return self.layer.forward(x, training=training, mask=self.mask)
-
-    def backward(self, dy):
-        return self.layer.backward(dy)
 
 
 @pytest.mark.parametrize("center, scale", [(True, True), (False, False)])

@@ -15,7 +15,7 @@ import json
 
 import numpy
 import pytest
-from helpers import DATA, assert_close, randomize_params
+from helpers import DATA, WithMask, assert_close, randomize_params
 
 from tinyrnn import Sequential, backend, gradcheck, load_model
 from tinyrnn.layers import GRU, LSTM, RNN, Bidirectional, Dense, Embedding, SimpleRNN, deserialize, serialize
@@ -46,19 +46,6 @@ def inputs(seed=0):
 
 def right_padded_mask(lengths=(4, 2)):
     return numpy.arange(T)[None, :] < numpy.array(lengths)[:, None]
-
-
-class WithMask:
-    """gradcheck's target: ``layer`` called with a fixed mask (gradcheck calls forward(x, training))."""
-
-    def __init__(self, layer, mask):
-        self.layers, self.built, self.mask = [layer], True, mask
-
-    def forward(self, x, training=False):
-        return self.layers[0].forward(x, training=training, mask=self.mask)
-
-    def backward(self, dy):
-        return self.layers[0].backward(dy)
 
 
 def forwards_twin(direction):

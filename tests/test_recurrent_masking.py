@@ -12,13 +12,14 @@ import pytest
 from helpers import (
     DATA,
     RECURRENT_STATES,
+    WithMask,
     assert_close,
     random_float64_layer,
     recurrent_builders,
 )
 
 from tinyrnn import backend, gradcheck
-from tinyrnn.layers import GRU, LSTM, Layer
+from tinyrnn.layers import GRU, LSTM
 
 B, T, D, H = 2, 5, 3, 4
 TOL = 1e-7
@@ -43,21 +44,6 @@ def as_list(y):
     return list(y) if isinstance(y, (list, tuple)) else [y]
 
 
-class Masked(Layer):
-    """The layer with a fixed mask, as gradcheck's target (gradcheck calls forward(x))."""
-
-    def __init__(self, layer, mask):
-        super().__init__()
-        self.layer, self.mask = layer, mask
-        self.built = True
-
-    def forward(self, x, training=False):
-        return self.layer.forward(x, training=training, mask=self.mask)
-
-    def backward(self, dy):
-        return self.layer.backward(dy)
-
-
 # --- gradient checks ---------------------------------------------------------------------------
 @pytest.mark.parametrize("options", [{"return_sequences": True}, {"return_state": True},
                                      {"return_sequences": True, "zero_output_for_mask": True},
@@ -66,7 +52,7 @@ class Masked(Layer):
 @pytest.mark.parametrize("name", BUILDERS)
 def test_gradcheck_through_a_right_padded_mask(name, options):
     layer = built(name, **options)
-    gradcheck(Masked(layer, RIGHT_PADDED), normal(B, T, D, seed=1)).assert_ok(TOL)
+    gradcheck(WithMask(layer, RIGHT_PADDED), normal(B, T, D, seed=1)).assert_ok(TOL)
 
 
 @pytest.mark.parametrize("name", ["SimpleRNN", "LSTM", "GRU(reset_after)", "RNN(Keras-protocol LSTM)"])
@@ -74,7 +60,7 @@ def test_gradcheck_with_holes_and_initial_states(name):
     """Masked steps anywhere, from given states: the (1 - m) path carries dL/dh back to h_0, c_0."""
     layer = built(name, return_sequences=True, return_state=True)
     states = [normal(B, H, seed=10 + k, scale=0.5) for k in range(N_STATES[name])]
-    gradcheck(Masked(layer, WITH_HOLES), [normal(B, T, D, seed=1), *states]).assert_ok(TOL)
+    gradcheck(WithMask(layer, WITH_HOLES), [normal(B, T, D, seed=1), *states]).assert_ok(TOL)
 
 
 # --- the forward pass ----------------------------------------------------------------------------
@@ -177,4 +163,4 @@ def test_masking_matches_keras(case):
 def test_gradcheck_with_a_mask_and_dropout_in_training(name):
     """The dropout masks and the time mask together (gradcheck reseeds before every forward)."""
     layer = built(name, return_sequences=True, dropout=0.3, recurrent_dropout=0.4)
-    gradcheck(Masked(layer, WITH_HOLES), normal(B, T, D, seed=1), training=True).assert_ok(TOL)
+    gradcheck(WithMask(layer, WITH_HOLES), normal(B, T, D, seed=1), training=True).assert_ok(TOL)
