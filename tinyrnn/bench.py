@@ -817,8 +817,9 @@ def report_comparisons(args) -> int:
     """``--against``: each chosen workload in this engine and in the other checkout's."""
     from tinyrnn import compare
 
+    per_step = {w.name for w in WORKLOADS if w.per_step}
     results = [compare.compare(args.against, name, args.batches, args.rounds, args.quick)
-               for name in args.workloads if not dict((w.name, w) for w in WORKLOADS)[name].per_step]
+               for name in args.workloads if name not in per_step]
     if args.json:
         print(json.dumps(results, indent=2))
     else:

@@ -445,9 +445,7 @@ class LSTMCell(RNNCell):
         self.unit_forget_bias = unit_forget_bias
         H = self.units
         self._rows = [k for block in self.ROW_BLOCKS for k in range(block * H, (block + 1) * H)]
-        self._keras = [0] * (4 * H)
-        for row, column in enumerate(self._rows):
-            self._keras[column] = row
+        self._keras = sorted(range(4 * H), key=self._rows.__getitem__)  # the inverse permutation
 
     def bias_init(self):
         b = initializers.zeros((4 * self.units,))
